@@ -1,0 +1,467 @@
+"""The TestEnvironment API: spec and status as pydantic models.
+
+These models are the single source of truth: `crd.py` turns them into the
+CRD's OpenAPI schema, the operator parses every object through them, and the
+CLI validates manifests with them before they reach the cluster.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "testenv.dev"
+VERSION = "v1alpha1"
+KIND = "TestEnvironment"
+PLURAL = "testenvironments"
+SINGULAR = "testenvironment"
+SHORT_NAMES = ["tenv", "te"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Component names become Service names, so they follow DNS-1035 labels (a
+# leading letter). They also prefix Job, Secret and ConfigMap names, hence the
+# tighter length limits.
+COMPONENT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+ComponentName = Annotated[
+    str,
+    Field(
+        pattern=COMPONENT_NAME_PATTERN,
+        min_length=1,
+        max_length=50,
+        description="A DNS-1035 label: lower-case letters, digits and '-', starting with a letter.",
+    ),
+]
+JobName = Annotated[
+    str,
+    Field(
+        pattern=COMPONENT_NAME_PATTERN,
+        min_length=1,
+        max_length=40,
+        description="A DNS-1035 label of at most 40 characters (run and shard suffixes are added).",
+    ),
+]
+NamespaceName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
+Quantity = Annotated[
+    int | str,
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+FreeForm = Annotated[
+    dict[str, Any],
+    Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as the API server stores it: camelCase, unset fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --- spec -----------------------------------------------------------------
+
+
+class Lifecycle(Model):
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete the environment's namespace this long after the run Succeeded.",
+    )
+    retain_on_failure_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Keep a Failed or TimedOut environment this long for debugging, then delete it.",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="The whole run must finish within this many seconds of its start, else it is TimedOut.",
+    )
+
+
+class ResourceQuota(Model):
+    cpu: Quantity | None = Field(default=None, description="requests.cpu and limits.cpu of the namespace.")
+    memory: Quantity | None = Field(default=None, description="requests.memory and limits.memory.")
+    pods: Quantity | None = Field(default=None, description="The number of pods.")
+
+
+class Isolation(Model):
+    network_policy: bool = Field(
+        default=True, description="Deny ingress from other namespaces (the operator's own is allowed)."
+    )
+    resource_quota: ResourceQuota | None = Field(
+        default=None, description="The namespace's ResourceQuota; the operator's default when unset."
+    )
+
+
+class Engine(StrEnum):
+    POSTGRES = "postgres"
+    MYSQL = "mysql"
+    REDIS = "redis"
+    MONGODB = "mongodb"
+
+
+class Datastore(Model):
+    name: ComponentName
+    engine: Engine
+    version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The engine's image tag; the operator's configured default when unset.",
+    )
+    database: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description="The database to create (postgres, mysql, mongodb); defaults to the datastore's name.",
+    )
+    depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
+
+
+# WireMock's mapping format. The fields we know are typed so that a typo in
+# them is rejected at admission; anything else WireMock understands passes
+# through untouched.
+class StubRequest(Model):
+    model_config = ConfigDict(extra="allow")
+
+    method: str | None = Field(default=None, pattern=r"^(ANY|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE)$")
+    url: str | None = None
+    url_path: str | None = None
+    url_pattern: str | None = None
+    url_path_pattern: str | None = None
+    headers: FreeForm | None = None
+    query_parameters: FreeForm | None = None
+    body_patterns: list[FreeForm] | None = None
+
+
+class Fault(StrEnum):
+    CONNECTION_RESET_BY_PEER = "CONNECTION_RESET_BY_PEER"
+    EMPTY_RESPONSE = "EMPTY_RESPONSE"
+    MALFORMED_RESPONSE_CHUNK = "MALFORMED_RESPONSE_CHUNK"
+    RANDOM_DATA_THEN_CLOSE = "RANDOM_DATA_THEN_CLOSE"
+
+
+class StubResponse(Model):
+    model_config = ConfigDict(extra="allow")
+
+    status: int | None = Field(default=None, ge=100, le=599)
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    json_body: Any = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    fixed_delay_milliseconds: int | None = Field(default=None, ge=0)
+    fault: Fault | None = Field(default=None, description="Simulate a network fault instead of a response.")
+
+
+class StubMapping(Model):
+    model_config = ConfigDict(extra="allow")
+
+    request: StubRequest
+    response: StubResponse = Field(default_factory=StubResponse)
+    priority: int | None = Field(default=None, ge=1)
+
+
+class RequestCount(Model):
+    at_least: int | None = Field(default=None, ge=0)
+    at_most: int | None = Field(default=None, ge=0)
+    exactly: int | None = Field(default=None, ge=0)
+
+
+class StubVerification(Model):
+    request: StubRequest
+    count: RequestCount = Field(
+        default_factory=lambda: RequestCount(at_least=1),
+        description="How many matching requests the stub must have received; at least one when unset.",
+    )
+
+
+class Stub(Model):
+    name: ComponentName
+    port: int = Field(default=8080, ge=1, le=65535, description="The Service port the stub answers on.")
+    image: str | None = Field(default=None, description="The WireMock image; the operator's default when unset.")
+    mappings: list[StubMapping] = Field(default_factory=list, max_length=500)
+    verify: list[StubVerification] = Field(default_factory=list, max_length=100)
+    depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
+
+
+class ServicePort(Model):
+    port: int = Field(ge=1, le=65535)
+    target_port: int | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
+    name: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=15)
+
+
+class EnvVar(Model):
+    name: str = Field(pattern=ENV_NAME_PATTERN, max_length=256)
+    value: str = ""
+
+
+class CopyFrom(Model):
+    namespace: NamespaceName
+    deployment: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=253)]
+
+
+class Service(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.image) || has(self.copyFrom)",
+                    "message": "set image, or copyFrom to copy a Deployment (image then overrides its image)",
+                }
+            ]
+        }
+    )
+
+    name: ComponentName
+    image: str | None = Field(
+        default=None, min_length=1, description="The image to run; with copyFrom it replaces the copied image."
+    )
+    copy_from: CopyFrom | None = Field(
+        default=None, description="Copy this Deployment (and the Services selecting it) from an allowed namespace."
+    )
+    command: list[str] | None = None
+    args: list[str] | None = None
+    replicas: int = Field(default=1, ge=0, le=10)
+    ports: list[ServicePort] = Field(default_factory=list, max_length=16)
+    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
+    readiness_probe: FreeForm | None = Field(default=None, description="A core/v1 Probe.")
+
+    @model_validator(mode="after")
+    def _image_or_copy(self) -> Service:
+        if not self.image and not self.copy_from:
+            raise ValueError("set image, or copyFrom to copy a Deployment (image then overrides its image)")
+        return self
+
+
+class Seed(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.sql) != has(self.image)",
+                    "message": "set exactly one of sql (with datastore) or image",
+                },
+                {"rule": "!has(self.sql) || has(self.datastore)", "message": "sql needs datastore"},
+            ]
+        }
+    )
+
+    name: JobName
+    datastore: ComponentName | None = Field(
+        default=None, description="The datastore this seed fills; services that use it start after it."
+    )
+    sql: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Statements run through the engine's own client, stopping at the first error: "
+            "SQL for postgres and mysql, redis-cli commands for redis, JavaScript for mongodb."
+        ),
+    )
+    image: str | None = Field(default=None, min_length=1)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    needs: list[JobName] = Field(default_factory=list, max_length=32)
+    timeout_seconds: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _sql_or_image(self) -> Seed:
+        if (self.sql is None) == (self.image is None):
+            raise ValueError("set exactly one of sql (with datastore) or image")
+        if self.sql is not None and self.datastore is None:
+            raise ValueError("sql needs datastore")
+        return self
+
+
+class TestSuite(Model):
+    __test__: ClassVar[bool] = False  # not a pytest class
+
+    name: JobName
+    image: str = Field(min_length=1)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    needs: list[JobName] = Field(default_factory=list, max_length=32)
+    shards: int = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
+    retries: int = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")
+    timeout_seconds: int | None = Field(default=None, ge=1, description="The Job's activeDeadlineSeconds.")
+    fail_fast: bool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+
+
+def _names_disjoint(a: str, b: str) -> str:
+    return f"!has(self.{a}) || !has(self.{b}) || self.{a}.all(x, !self.{b}.exists(y, y.name == x.name))"
+
+
+class TestEnvironmentSpec(Model):
+    __test__: ClassVar[bool] = False
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": _names_disjoint(a, b),
+                    "message": f"a name is used in both {a} and {b}: datastores, stubs and services share one namespace",
+                }
+                for a, b in (("datastores", "stubs"), ("datastores", "services"), ("stubs", "services"))
+            ]
+            + [
+                {
+                    "rule": _names_disjoint("seed", "tests"),
+                    "message": "a name is used in both seed and tests: Jobs share one namespace",
+                }
+            ]
+        }
+    )
+
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    isolation: Isolation = Field(default_factory=Isolation)
+    datastores: list[Datastore] = Field(default_factory=list, max_length=20)
+    stubs: list[Stub] = Field(default_factory=list, max_length=20)
+    services: list[Service] = Field(default_factory=list, max_length=50)
+    seed: list[Seed] = Field(default_factory=list, max_length=50)
+    tests: list[TestSuite] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TestEnvironmentSpec:
+        # Mirrors the CRD's list-map keys and CEL rules, so that the CLI and
+        # unit tests reject the same input the API server does.
+        seen: dict[str, str] = {}
+        for field in ("datastores", "stubs", "services"):
+            for item in getattr(self, field):
+                if item.name in seen:
+                    raise ValueError(f"spec.{field}: name {item.name!r} is already used in spec.{seen[item.name]}")
+                seen[item.name] = field
+        jobs: dict[str, str] = {}
+        for field in ("seed", "tests"):
+            for item in getattr(self, field):
+                if item.name in jobs:
+                    raise ValueError(f"spec.{field}: name {item.name!r} is already used in spec.{jobs[item.name]}")
+                jobs[item.name] = field
+        return self
+
+    def components(self) -> list[Datastore | Stub | Service]:
+        return [*self.datastores, *self.stubs, *self.services]
+
+
+# --- status ---------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    PROVISIONING = "Provisioning"
+    SEEDING = "Seeding"
+    TESTING = "Testing"
+    READY = "Ready"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+    ERROR = "Error"
+    TERMINATING = "Terminating"
+
+
+FINISHED_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.ERROR})
+
+
+class ComponentKind(StrEnum):
+    DATASTORE = "datastore"
+    STUB = "stub"
+    SERVICE = "service"
+
+
+class ComponentStatus(Model):
+    name: str
+    kind: ComponentKind
+    ready: bool = False
+    message: str = ""
+
+
+class JobPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class SeedStatus(Model):
+    name: str
+    phase: JobPhase = JobPhase.PENDING
+    message: str = ""
+
+
+class Counts(Model):
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            passed=self.passed + other.passed,
+            failed=self.failed + other.failed,
+            skipped=self.skipped + other.skipped,
+        )
+
+
+class SuiteStatus(Counts):
+    name: str
+    phase: JobPhase = JobPhase.PENDING
+    duration_seconds: float | None = None
+    failures: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(Model):
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+
+
+class TestEnvironmentStatus(Model):
+    __test__: ClassVar[bool] = False
+
+    phase: Phase = Phase.PENDING
+    message: str = ""
+    namespace: str | None = None
+    observed_generation: int | None = None
+    run: int = 0
+    started_at: str | None = None
+    ready_at: str | None = None
+    finished_at: str | None = None
+    expires_at: str | None = None
+    ready_components: str | None = Field(default=None, description="ready/total, for kubectl get.")
+    test_counts: str | None = Field(default=None, description="passed/failed, for kubectl get.")
+    components: list[ComponentStatus] = Field(default_factory=list)
+    seeds: list[SeedStatus] = Field(default_factory=list)
+    tests: list[SuiteStatus] = Field(default_factory=list)
+    summary: Counts | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class TestEnvironment(Model):
+    __test__: ClassVar[bool] = False
+
+    api_version: Literal["testenv.dev/v1alpha1"] = API_VERSION
+    kind: Literal["TestEnvironment"] = KIND
+    metadata: FreeForm = Field(default_factory=dict)
+    spec: TestEnvironmentSpec = Field(default_factory=TestEnvironmentSpec)
+    status: TestEnvironmentStatus | None = None
