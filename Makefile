@@ -1,0 +1,27 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+export PATH := $(CURDIR)/.cache/testbed/bin:$(PATH)
+
+.PHONY: setup testbed cluster cluster-down crds test test-unit demo
+
+setup:  ## install the project and its test dependencies
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+testbed:  ## build the pinned control-plane binaries (once; rebuilt when a pin changes)
+	bash hack/testbed/build.sh
+
+cluster: testbed  ## start the local test bed, write .cluster/kubeconfig
+	bash hack/testbed/cluster.sh up
+
+cluster-down:  ## stop the local test bed
+	bash hack/testbed/cluster.sh down
+
+crds:  ## regenerate crds/ from the pydantic models
+	PYTHONPATH=operator $(PYTHON) -m testenv.crd > crds/testenvironment.yaml
+
+test: setup testbed  ## every test: unit, contract, component, real servers
+	bash hack/servers.sh
+	$(PYTHON) -m pytest
+
+test-unit:
+	$(PYTHON) -m pytest tests/unit

@@ -1,0 +1,87 @@
+"""Whole-spec checks that a CRD schema cannot express: references between
+components, dependency cycles, and the operator's copy policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+
+from .models import TestEnvironmentSpec
+
+
+@dataclass(frozen=True)
+class SpecError:
+    field: str  # a path into the resource, e.g. spec.services[1].dependsOn
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[SpecError]:
+    errors: list[SpecError] = []
+    components = {c.name for c in spec.components()}
+    datastores = {d.name for d in spec.datastores}
+    seeds = {s.name for s in spec.seed}
+    suites = {t.name for t in spec.tests}
+
+    for field in ("datastores", "stubs", "services"):
+        for i, item in enumerate(getattr(spec, field)):
+            for dep in item.depends_on:
+                if dep not in components:
+                    errors.append(
+                        SpecError(
+                            f"spec.{field}[{i}].dependsOn",
+                            f"{dep!r} is not a datastore, stub or service of this environment; "
+                            f"use one of {sorted(components - {item.name}) or 'none'} or remove it",
+                        )
+                    )
+                elif dep == item.name:
+                    errors.append(SpecError(f"spec.{field}[{i}].dependsOn", f"{item.name!r} depends on itself"))
+    for i, svc in enumerate(spec.services):
+        if svc.copy_from and svc.copy_from.namespace not in copy_allowlist:
+            allowed = ", ".join(sorted(copy_allowlist)) or "none are configured"
+            errors.append(
+                SpecError(
+                    f"spec.services[{i}].copyFrom.namespace",
+                    f"copying from namespace {svc.copy_from.namespace!r} is not allowed (allowed: {allowed}); "
+                    "ask the operator's administrator to add it to copyAllowlist, or use image",
+                )
+            )
+    for i, seed in enumerate(spec.seed):
+        if seed.datastore is not None and seed.datastore not in datastores:
+            errors.append(
+                SpecError(
+                    f"spec.seed[{i}].datastore",
+                    f"{seed.datastore!r} is not a datastore of this environment; use one of {sorted(datastores) or 'none'}",
+                )
+            )
+        for need in seed.needs:
+            if need not in seeds:
+                errors.append(SpecError(f"spec.seed[{i}].needs", f"{need!r} is not a seed of this environment"))
+    for i, suite in enumerate(spec.tests):
+        for need in suite.needs:
+            if need not in suites:
+                errors.append(SpecError(f"spec.tests[{i}].needs", f"{need!r} is not a test suite of this environment"))
+
+    if errors:  # a cycle check over dangling references would only add noise
+        return errors
+    graphs = {
+        "spec.*.dependsOn": {c.name: list(c.depends_on) for c in spec.components()},
+        "spec.seed[].needs": {s.name: list(s.needs) for s in spec.seed},
+        "spec.tests[].needs": {t.name: list(t.needs) for t in spec.tests},
+    }
+    for field, graph in graphs.items():
+        if cycle := _cycle(graph):
+            errors.append(
+                SpecError(field, f"dependency cycle {' -> '.join(reversed(cycle))}; remove one of these edges")
+            )
+    return errors
