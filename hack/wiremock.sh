@@ -14,7 +14,7 @@ if [[ ! -s "$jar" ]]; then
   command -v mvn >/dev/null || { echo "wiremock: mvn is required to fetch $jar" >&2; exit 1; }
   mkdir -p "$dir"
   # dependency:copy needs no project pom; -B keeps Maven's progress out of CI logs.
-  mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+  mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="org.wiremock:wiremock-standalone:$WIREMOCK_VERSION" \
     -DoutputDirectory="$dir" >&2
 fi

@@ -1,0 +1,95 @@
+"""What every built object shares: the environment it belongs to, its labels,
+and the hardened defaults of its pods."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import EnvVar
+
+MANAGED_BY = "testenv-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_ENV_NAME = "testenv.dev/environment"
+LABEL_ENV_NAMESPACE = "testenv.dev/environment-namespace"
+LABEL_ENV_UID = "testenv.dev/environment-uid"
+LABEL_COMPONENT = "testenv.dev/component"
+LABEL_KIND = "testenv.dev/kind"
+LABEL_RUN = "testenv.dev/run"
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """The TestEnvironment that objects are built for."""
+
+    name: str
+    namespace: str  # where the TestEnvironment lives
+    uid: str
+    target_namespace: str  # the environment's own namespace
+
+
+def environment_namespace_name(name: str, namespace: str, uid: str, prefix: str = "te") -> str:
+    """te-<name>-<hash>, at most 63 characters; the hash keeps two namespaces'
+    environments of one name apart."""
+    digest = hashlib.sha256(f"{namespace}/{name}/{uid}".encode()).hexdigest()[:5]
+    stem = f"{prefix}-{name}"[: 63 - len(digest) - 1].rstrip("-")
+    return f"{stem}-{digest}"
+
+
+def env_labels(env: EnvRef) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_ENV_NAME: env.name,
+        LABEL_ENV_NAMESPACE: env.namespace,
+        LABEL_ENV_UID: env.uid,
+    }
+
+
+def component_labels(env: EnvRef, component: str, kind: str) -> dict[str, str]:
+    return {**env_labels(env), LABEL_COMPONENT: component, LABEL_KIND: kind}
+
+
+def selector_labels(component: str) -> dict[str, str]:
+    """The Service selector: stable for the component's lifetime."""
+    return {LABEL_COMPONENT: component}
+
+
+def env_var_name(component: str, suffix: str = "URL") -> str:
+    return f"{component.upper().replace('-', '_')}_{suffix}"
+
+
+def env_list(values: list[EnvVar]) -> list[dict[str, Any]]:
+    return [{"name": v.name, "value": v.value} for v in values]
+
+
+def merge_env(injected: list[dict[str, Any]], own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The component's own env wins over injected variables of the same name."""
+    names = {e["name"] for e in own}
+    return [e for e in injected if e["name"] not in names] + own
+
+
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def pod_security_context(run_as_user: int | None = None) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if run_as_user is not None:
+        ctx.update(runAsUser=run_as_user, runAsGroup=run_as_user, fsGroup=run_as_user)
+    return ctx
+
+
+def container_security_context(run_as_user: int | None = None) -> dict[str, Any]:
+    ctx = dict(RESTRICTED_CONTAINER_SECURITY)
+    if run_as_user is not None:
+        ctx["runAsUser"] = run_as_user
+    return ctx
+
+
+def object_meta(name: str, env: EnvRef, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": env.target_namespace, "labels": labels, **extra}

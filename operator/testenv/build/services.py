@@ -1,0 +1,190 @@
+"""Namespaced copies of services: from an image, or from a Deployment (and the
+Services that select it) in an allowed source namespace."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import Service
+from .common import (
+    EnvRef,
+    component_labels,
+    container_security_context,
+    env_list,
+    merge_env,
+    pod_security_context,
+    selector_labels,
+)
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """A Deployment read from a source namespace, with the Services that select its pods."""
+
+    deployment: dict[str, Any]
+    services: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Metadata that belongs to the source object's life, not to a copy of it.
+_CLUSTER_SET_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "ownerReferences",
+    "finalizers",
+    "selfLink",
+    "generateName",
+)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
+# Service spec fields the cluster allocates; a copy gets its own.
+_CLUSTER_SET_SERVICE_SPEC = ("clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP", "externalIPs")
+
+
+def _clean_metadata(meta: dict[str, Any], env: EnvRef, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    out = {k: v for k, v in meta.items() if k not in _CLUSTER_SET_METADATA}
+    annotations = {k: v for k, v in (out.get("annotations") or {}).items() if k not in _DROPPED_ANNOTATIONS}
+    out.update(name=name, namespace=env.target_namespace, labels={**(out.get("labels") or {}), **labels})
+    if annotations:
+        out["annotations"] = annotations
+    else:
+        out.pop("annotations", None)
+    return out
+
+
+def _container(svc: Service, injected_env: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": svc.name,
+        "image": svc.image,
+        "env": merge_env(injected_env, env_list(svc.env)),
+        "securityContext": container_security_context(),
+        "ports": [{"containerPort": p.target_port or p.port} for p in svc.ports],
+    }
+    if svc.command:
+        container["command"] = svc.command
+    if svc.args:
+        container["args"] = svc.args
+    if svc.readiness_probe:
+        container["readinessProbe"] = svc.readiness_probe
+    return container
+
+
+def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": env.target_namespace, "labels": labels},
+        "spec": {
+            "selector": selector_labels(svc.name),
+            "ports": [
+                {"name": p.name or f"p{p.port}", "port": p.port, "targetPort": p.target_port or p.port}
+                for p in svc.ports
+            ],
+        },
+    }
+
+
+def image_service_objects(svc: Service, env: EnvRef, injected_env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    labels = component_labels(env, svc.name, "service")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": svc.name, "namespace": env.target_namespace, "labels": labels},
+        "spec": {
+            "replicas": svc.replicas,
+            "selector": {"matchLabels": selector_labels(svc.name)},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [_container(svc, injected_env)],
+                },
+            },
+        },
+    }
+    objects = [deployment]
+    if svc.ports:
+        objects.append(_service(svc.name, svc, env, labels))
+    return objects
+
+
+def _override_container(container: dict[str, Any], svc: Service, injected_env: list[dict[str, Any]]) -> None:
+    if svc.image:
+        container["image"] = svc.image
+    if svc.command:
+        container["command"] = svc.command
+    if svc.args:
+        container["args"] = svc.args
+    if svc.readiness_probe:
+        container["readinessProbe"] = svc.readiness_probe
+    own = [e for e in container.get("env", []) if e["name"] not in {v.name for v in svc.env}]
+    container["env"] = merge_env(injected_env, own + env_list(svc.env))
+
+
+def copied_service_objects(
+    svc: Service, source: CopySource, env: EnvRef, injected_env: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The source Deployment re-homed in the environment: cluster-set fields,
+    status and owner references stripped; image, command and env overridden;
+    our labels added so the copy's pods are found like any other component."""
+    labels = component_labels(env, svc.name, "service")
+    src = copy.deepcopy(source.deployment)
+    spec = src.get("spec", {})
+    template = spec.setdefault("template", {})
+    template_meta = template.setdefault("metadata", {})
+    template_meta.pop("creationTimestamp", None)
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), **labels}
+    pod_spec = template.setdefault("spec", {})
+    containers = pod_spec.get("containers") or []
+    if containers:
+        # The first container is the service; sidecars keep their own config.
+        _override_container(containers[0], svc, injected_env)
+    pod_spec.setdefault("automountServiceAccountToken", False)
+    pod_spec.pop("serviceAccountName", None)  # that account lives in the source namespace
+    pod_spec.pop("serviceAccount", None)
+    pod_spec.pop("nodeName", None)
+    selector = spec.setdefault("selector", {})
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **selector_labels(svc.name)}
+    spec["replicas"] = svc.replicas
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _clean_metadata(src.get("metadata", {}), env, svc.name, labels),
+        "spec": spec,
+    }
+    objects = [deployment]
+    for source_service in source.services:
+        service_spec = {
+            k: v for k, v in copy.deepcopy(source_service.get("spec", {})).items() if k not in _CLUSTER_SET_SERVICE_SPEC
+        }
+        for port in service_spec.get("ports", []):
+            port.pop("nodePort", None)
+        if service_spec.get("type") in ("NodePort", "LoadBalancer"):
+            service_spec["type"] = "ClusterIP"  # a test copy must not open the node or a cloud balancer
+        service_spec["selector"] = selector_labels(svc.name)
+        name = source_service["metadata"]["name"]
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": _clean_metadata(source_service.get("metadata", {}), env, name, labels),
+                "spec": service_spec,
+            }
+        )
+    if svc.ports and svc.name not in {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}:
+        objects.append(_service(svc.name, svc, env, labels))
+    return objects
+
+
+def selects(service: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    """Whether a source Service routes to the source Deployment's pods."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    pod_labels = ((deployment.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+    return bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items())
