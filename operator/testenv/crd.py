@@ -127,7 +127,7 @@ def custom_resource_definition() -> dict[str, Any]:
                         _column("Tests", ".status.testCounts"),
                         _column("Namespace", ".status.namespace", priority=1),
                         _column("Age", ".metadata.creationTimestamp", "date"),
-                        _column("Expires", ".status.expiresAt", "date"),
+                        _column("Expires", ".status.expiresAt"),
                     ],
                     "schema": {
                         "openAPIV3Schema": {

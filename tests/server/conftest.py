@@ -132,3 +132,5 @@ def run_wiremock(
                 process.wait(timeout=30)
 
     return run
+
+from datastore_servers import postgres_database, postgres_server, redis_db, redis_server  # noqa: E402,F401

@@ -44,6 +44,13 @@ _CLUSTER_SET_METADATA = (
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 # Service spec fields the cluster allocates; a copy gets its own.
 _CLUSTER_SET_SERVICE_SPEC = ("clusterIP", "clusterIPs", "healthCheckNodePort", "loadBalancerIP", "externalIPs")
+# Fields the API server allows only on NodePort/LoadBalancer Services.
+_EXTERNAL_ONLY_SERVICE_SPEC = (
+    "externalTrafficPolicy",
+    "allocateLoadBalancerNodePorts",
+    "loadBalancerClass",
+    "loadBalancerSourceRanges",
+)
 
 
 def _clean_metadata(meta: dict[str, Any], env: EnvRef, name: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -128,6 +135,18 @@ def _override_container(container: dict[str, Any], svc: Service, injected_env: l
     container["env"] = merge_env(injected_env, own + env_list(svc.env))
 
 
+def _harden(pod_spec: dict[str, Any]) -> None:
+    """Fill in the restricted Pod Security settings a source left unset, so a
+    copy from a laxer namespace is admitted; settings it made stay as made."""
+    pod_context = pod_spec.setdefault("securityContext", {})
+    for key, value in pod_security_context().items():
+        pod_context.setdefault(key, value)
+    for container in [*pod_spec.get("initContainers", []), *pod_spec.get("containers", [])]:
+        context = container.setdefault("securityContext", {})
+        for key, value in container_security_context().items():
+            context.setdefault(key, value)
+
+
 def copied_service_objects(
     svc: Service, source: CopySource, env: EnvRef, injected_env: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -146,6 +165,7 @@ def copied_service_objects(
     if containers:
         # The first container is the service; sidecars keep their own config.
         _override_container(containers[0], svc, injected_env)
+    _harden(pod_spec)
     pod_spec.setdefault("automountServiceAccountToken", False)
     pod_spec.pop("serviceAccountName", None)  # that account lives in the source namespace
     pod_spec.pop("serviceAccount", None)
@@ -167,7 +187,10 @@ def copied_service_objects(
         for port in service_spec.get("ports", []):
             port.pop("nodePort", None)
         if service_spec.get("type") in ("NodePort", "LoadBalancer"):
-            service_spec["type"] = "ClusterIP"  # a test copy must not open the node or a cloud balancer
+            # A test copy must not open the node or a cloud balancer.
+            service_spec["type"] = "ClusterIP"
+            for key in _EXTERNAL_ONLY_SERVICE_SPEC:
+                service_spec.pop(key, None)
         service_spec["selector"] = selector_labels(svc.name)
         name = source_service["metadata"]["name"]
         objects.append(

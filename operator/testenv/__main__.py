@@ -1,0 +1,25 @@
+"""`testenv-operator`: run the operator (kopf) against the current cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    args = ["kopf", "run", "--all-namespaces", "-m", "testenv.handlers"]
+    if os.environ.get("TESTENV_STANDALONE", "true").lower() in ("1", "true", "yes"):
+        args.append("--standalone")
+    else:
+        args += ["--peering", os.environ.get("TESTENV_PEERING", "testenv-operator")]
+    if port := os.environ.get("TESTENV_HEALTH_PORT"):
+        args += ["--liveness", f"http://0.0.0.0:{port}/healthz"]
+    args += sys.argv[1:]
+    from kopf.cli import main as kopf_main
+
+    sys.argv = args
+    kopf_main()
+
+
+if __name__ == "__main__":
+    main()

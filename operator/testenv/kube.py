@@ -1,0 +1,149 @@
+"""The only module that talks to the Kubernetes API: server-side apply,
+create-once, delete, status patches and the few reads the planner needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from . import models
+from .build.services import CopySource, selects
+from .plan import ObjectRef
+
+log = logging.getLogger(__name__)
+
+
+def load_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _digest(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, field_manager: str) -> None:
+        self.api = api
+        self.field_manager = field_manager
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._dynamic: DynamicClient | None = None
+        # What this process last applied, by object: an unchanged object is not
+        # sent again. After a restart the cache is empty and everything is
+        # re-applied once, which server-side apply makes harmless.
+        self._applied: dict[tuple[str, str, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    @staticmethod
+    def _key(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+        meta = obj["metadata"]
+        return (obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+    def apply(self, obj: dict[str, Any]) -> bool:
+        """Server-side apply; returns whether a request was sent."""
+        key, digest = self._key(obj), _digest(obj)
+        with self._lock:
+            if self._applied.get(key) == digest:
+                return False
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        resource.server_side_apply(
+            body=obj,
+            name=obj["metadata"]["name"],
+            namespace=obj["metadata"].get("namespace"),
+            field_manager=self.field_manager,
+            force_conflicts=True,
+        )
+        with self._lock:
+            self._applied[key] = digest
+        return True
+
+    def create_once(self, obj: dict[str, Any]) -> bool:
+        """Create unless it exists; never overwrite (a generated password stays)."""
+        key = self._key(obj)
+        with self._lock:
+            if key in self._applied:
+                return False
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        try:
+            resource.create(body=obj, namespace=obj["metadata"].get("namespace"))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        with self._lock:
+            self._applied[key] = "created"
+        return True
+
+    def delete(self, ref: ObjectRef) -> None:
+        resource = self.dynamic.resources.get(api_version=ref.api_version, kind=ref.kind)
+        try:
+            resource.delete(name=ref.name, namespace=ref.namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        with self._lock:
+            self._applied.pop((ref.api_version, ref.kind, ref.namespace, ref.name), None)
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            self.core.delete_namespace(name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self.forget_namespace(name)
+
+    def forget_namespace(self, name: str) -> None:
+        with self._lock:
+            for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:
+                del self._applied[key]
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status}
+        )
+
+    def read_copy_source(self, namespace: str, deployment: str) -> CopySource | None:
+        try:
+            source = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(deployment, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        services = self.api.sanitize_for_serialization(self.core.list_namespaced_service(namespace).items)
+        return CopySource(deployment=source, services=[s for s in services if selects(s, source)])
+
+    def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        return self.api.sanitize_for_serialization(pods)
+
+    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
+        try:
+            return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=lines) or ""
+        except ApiException:
+            return ""  # a fake (KWOK) or vanished pod has no logs; the Event says so

@@ -1,0 +1,79 @@
+"""Prometheus metrics of the operator, served on /metrics."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from .models import FINISHED_PHASES, JobPhase, Phase, TestEnvironmentStatus
+
+ENVIRONMENTS = Gauge("testenv_environments", "TestEnvironments by phase, as this operator last saw them", ["phase"])
+PROVISIONING = Histogram(
+    "testenv_provisioning_seconds",
+    "From the start of a run until every component is Ready",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200),
+)
+SUITE_DURATION = Histogram(
+    "testenv_suite_duration_seconds",
+    "Test-suite Job durations by result",
+    ["result"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+TEST_RESULTS = Counter("testenv_test_results_total", "Test cases reported by suites, by result", ["result"])
+RUNS = Counter("testenv_runs_total", "Finished runs by outcome", ["outcome"])
+COLLECTED = Counter("testenv_collected_namespaces_total", "Environment namespaces deleted, by reason", ["reason"])
+RECONCILE_ERRORS = Counter("testenv_reconcile_errors_total", "Reconciliations that raised an error")
+
+_phases: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+
+
+def observe_status(uid: str, before: TestEnvironmentStatus, after: TestEnvironmentStatus) -> None:
+    """Count what changed between two statuses of one environment."""
+    with _lock:
+        _phases[uid] = str(after.phase)
+        _refresh()
+    same_run = before.run == after.run
+    if after.ready_at and not (same_run and before.ready_at):
+        if (took := _seconds(after.started_at, after.ready_at)) is not None:
+            PROVISIONING.observe(took)
+    done_before = {s.name for s in before.tests if same_run and s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED)}
+    for suite in after.tests:
+        if suite.name in done_before or suite.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+            continue
+        result = "passed" if suite.phase == JobPhase.SUCCEEDED else "failed"
+        if suite.duration_seconds is not None:
+            SUITE_DURATION.labels(result).observe(suite.duration_seconds)
+        for name, count in (("passed", suite.passed), ("failed", suite.failed), ("skipped", suite.skipped)):
+            if count:
+                TEST_RESULTS.labels(name).inc(count)
+    if after.phase in FINISHED_PHASES and not (same_run and before.phase in FINISHED_PHASES):
+        RUNS.labels(str(after.phase)).inc()
+
+
+def forget(uid: str) -> None:
+    with _lock:
+        _phases.pop(uid, None)
+        _refresh()
+
+
+def _refresh() -> None:
+    for phase in Phase:
+        ENVIRONMENTS.labels(str(phase)).set(sum(1 for p in _phases.values() if p == phase))
+
+
+def collected(reason: str) -> None:
+    COLLECTED.labels(reason).inc()
+
+
+def serve(port: int) -> None:
+    start_http_server(port)

@@ -1,0 +1,529 @@
+"""The heart of the operator: from a spec, the previous status and what is
+observed in the cluster, decide what to apply, create and delete next, and
+what the status now says. Pure: no clock, no randomness, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from graphlib import TopologicalSorter
+from typing import Any
+
+from .build import datastores as datastore_build
+from .build import jobs as job_build
+from .build import namespace as namespace_build
+from .build import seeds as seed_build
+from .build import services as service_build
+from .build import stubs as stub_build
+from .build.common import LABEL_RUN, EnvRef
+from .models import (
+    FINISHED_PHASES,
+    ComponentKind,
+    ComponentStatus,
+    Condition,
+    ConditionStatus,
+    Counts,
+    Datastore,
+    JobPhase,
+    Phase,
+    SeedStatus,
+    Service,
+    Stub,
+    SuiteStatus,
+    TestEnvironmentSpec,
+    TestEnvironmentStatus,
+)
+from .observe import SPEC_HASH, JobObservation, Observed
+from .settings import Settings
+from .validate import SpecError
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass
+class Plan:
+    status: TestEnvironmentStatus
+    apply: list[dict[str, Any]] = field(default_factory=list)  # server-side apply, in this order
+    create: list[dict[str, Any]] = field(default_factory=list)  # create once, never overwrite (Secrets)
+    delete: list[ObjectRef] = field(default_factory=list)
+    collect_namespace: bool = False
+    read_results: list[str] = field(default_factory=list)  # finished test Jobs whose pods to read
+    verify_stubs: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake_after: float | None = None  # seconds until the next time-driven change
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    env: EnvRef
+    spec: TestEnvironmentSpec
+    generation: int
+    previous: TestEnvironmentStatus
+    observed: Observed
+    now: datetime
+    settings: Settings
+    errors: list[SpecError] = field(default_factory=list)
+    new_password: Callable[[], str] = datastore_build.generate_password
+
+
+def _ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if ts else None
+
+
+def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    """Stamp a workload with the hash of what we want, so readiness is only
+    believed for the version we applied, never a stale one."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    meta = obj["metadata"]
+    meta["annotations"] = {**(meta.get("annotations") or {}), SPEC_HASH: digest}
+    return obj
+
+
+def seed_datastores(spec: TestEnvironmentSpec) -> dict[str, set[str]]:
+    """The datastores each seed fills, through its own `datastore` and its needs."""
+    by_name = {s.name: s for s in spec.seed}
+    result: dict[str, set[str]] = {}
+    for name in TopologicalSorter({s.name: s.needs for s in spec.seed}).static_order():
+        seed = by_name[name]
+        targets = {seed.datastore} if seed.datastore else set()
+        for need in seed.needs:
+            targets |= result.get(need, set())
+        result[name] = targets
+    return result
+
+
+class _Planner:
+    def __init__(self, given: PlanInput) -> None:
+        self.given = given
+        self.spec = given.spec
+        self.env = given.env
+        self.observed = given.observed
+        self.settings = given.settings
+        self.plan = Plan(status=TestEnvironmentStatus())
+        self.ready: dict[str, bool] = {}
+
+    # -- run bookkeeping ---------------------------------------------------
+
+    def _start_status(self) -> TestEnvironmentStatus:
+        prev = self.given.previous
+        new_run = prev.observed_generation != self.given.generation
+        status = prev.model_copy(deep=True)
+        status.namespace = self.env.target_namespace
+        status.observed_generation = self.given.generation
+        if new_run:
+            status.run = prev.run + 1
+            status.started_at = _ts(self.given.now)
+            status.ready_at = status.finished_at = status.expires_at = None
+            status.seeds, status.tests, status.summary = [], [], None
+            status.message = ""
+        return status
+
+    # -- components --------------------------------------------------------
+
+    def _injected_env(self) -> list[dict[str, Any]]:
+        env = [datastore_build.url_env(ds) for ds in self.spec.datastores]
+        env += [
+            {"name": f"{stub.name.upper().replace('-', '_')}_URL", "value": stub_build.stub_url(stub)}
+            for stub in self.spec.stubs
+        ]
+        return env
+
+    def _component_objects(self, component: Datastore | Stub | Service) -> list[dict[str, Any]] | str:
+        """The objects of one component, or why they cannot be built yet."""
+        settings = self.settings
+        if isinstance(component, Datastore):
+            image = datastore_build.datastore_image(component, settings.engine_images)
+            self.plan.create.append(
+                datastore_build.datastore_secret(component, self.env, self.given.new_password())
+            )
+            return datastore_build.datastore_objects(component, self.env, image)
+        if isinstance(component, Stub):
+            return stub_build.stub_objects(component, self.env, component.image or settings.wiremock_image)
+        if component.copy_from:
+            source = self.observed.copy_sources.get(component.name)
+            if source is None:
+                return f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} not found"
+            return service_build.copied_service_objects(component, source, self.env, self._injected_env())
+        return service_build.image_service_objects(component, self.env, self._injected_env())
+
+    def _gating_seeds(self, component: Datastore | Stub | Service, fills: dict[str, set[str]]) -> list[str]:
+        """Seeds that must succeed before this component starts: those filling a
+        datastore it depends on; a seed bound to no datastore gates every
+        component that depends on any datastore."""
+        if isinstance(component, Datastore):
+            return []
+        datastore_deps = set(component.depends_on) & {d.name for d in self.spec.datastores}
+        if not datastore_deps:
+            return []
+        return [name for name, targets in fills.items() if not targets or targets & datastore_deps]
+
+    def components(self, seed_phases: dict[str, JobPhase]) -> list[ComponentStatus]:
+        fills = seed_datastores(self.spec)
+        kinds = {ComponentKind.DATASTORE: self.spec.datastores, ComponentKind.STUB: self.spec.stubs,
+                 ComponentKind.SERVICE: self.spec.services}
+        kind_of = {c.name: kind for kind, items in kinds.items() for c in items}
+        by_name = {c.name: c for c in self.spec.components()}
+        statuses: dict[str, ComponentStatus] = {}
+        order = TopologicalSorter({c.name: c.depends_on for c in self.spec.components()}).static_order()
+        for name in order:
+            component = by_name[name]
+            waiting = [d for d in component.depends_on if not self.ready.get(d)]
+            waiting += [f"seed {s}" for s in self._gating_seeds(component, fills)
+                        if seed_phases.get(s) != JobPhase.SUCCEEDED]
+            status = ComponentStatus(name=name, kind=kind_of[name])
+            self.ready[name] = False
+            if waiting:
+                status.message = f"waiting for {', '.join(waiting)}"
+            else:
+                built = self._component_objects(component)
+                if isinstance(built, str):
+                    status.message = built
+                else:
+                    desired_hash = None
+                    for obj in built:
+                        if obj["kind"] == "Deployment":
+                            desired_hash = with_spec_hash(obj)["metadata"]["annotations"][SPEC_HASH]
+                        self.plan.apply.append(obj)
+                    seen = self.observed.workloads.get(name)
+                    if seen is None or seen.spec_hash != desired_hash:
+                        status.message = "starting"
+                    elif not seen.ready:
+                        status.message = f"starting: {seen.message}"
+                    else:
+                        self.ready[name] = True
+                        status.ready = True
+            statuses[name] = status
+        return [statuses[c.name] for c in self.spec.components()]
+
+    # -- jobs ---------------------------------------------------------------
+
+    def _job(self, name: str, run: int) -> JobObservation | None:
+        return self.observed.jobs.get(job_build.job_name(name, run))
+
+    def seeds(self, run: int) -> list[SeedStatus]:
+        by_name = {s.name: s for s in self.spec.seed}
+        datastores = {d.name: d for d in self.spec.datastores}
+        phases: dict[str, JobPhase] = {}
+        statuses: dict[str, SeedStatus] = {}
+        for name in TopologicalSorter({s.name: s.needs for s in self.spec.seed}).static_order():
+            seed = by_name[name]
+            seen = self._job(name, run)
+            status = SeedStatus(name=name)
+            if seen is not None:
+                status.phase = seen.phase
+                if seen.phase == JobPhase.FAILED:
+                    status.message = seen.message or seen.reason or "the seed Job failed"
+            else:
+                targets = [seed.datastore] if seed.datastore else list(datastores)
+                waiting = [t for t in targets if not self.ready.get(t)]
+                failed_needs = [n for n in seed.needs if phases.get(n) in (JobPhase.FAILED, JobPhase.SKIPPED)]
+                waiting += [n for n in seed.needs if phases.get(n) != JobPhase.SUCCEEDED and n not in failed_needs]
+                if failed_needs:
+                    status.phase, status.message = JobPhase.SKIPPED, f"needs {', '.join(failed_needs)}, which failed"
+                elif waiting:
+                    status.message = f"waiting for {', '.join(waiting)}"
+                else:
+                    ds = datastores.get(seed.datastore) if seed.datastore else None
+                    image = (
+                        datastore_build.datastore_image(ds, self.settings.engine_images) if ds else seed.image or ""
+                    )
+                    self.plan.apply.extend(
+                        seed_build.seed_objects(seed, ds, self.env, image, run, self._injected_env())
+                    )
+                    status.message = "starting"
+            phases[name] = status.phase
+            statuses[name] = status
+        return [statuses[s.name] for s in self.spec.seed]
+
+    def suites(self, run: int, previous: list[SuiteStatus]) -> list[SuiteStatus]:
+        by_name = {t.name: t for t in self.spec.tests}
+        known = {s.name: s for s in previous}
+        phases: dict[str, JobPhase] = {}
+        statuses: dict[str, SuiteStatus] = {}
+        fail_fast_tripped = False
+        for name in TopologicalSorter({t.name: t.needs for t in self.spec.tests}).static_order():
+            if any(phases.get(n) == JobPhase.FAILED and by_name[n].fail_fast for n in phases):
+                fail_fast_tripped = True
+            suite = by_name[name]
+            seen = self._job(name, run)
+            status = SuiteStatus(name=name)
+            if seen is not None:
+                status = self._suite_from_job(suite.name, seen, known.get(name))
+            else:
+                failed_needs = [n for n in suite.needs if phases.get(n) in (JobPhase.FAILED, JobPhase.SKIPPED)]
+                waiting = [n for n in suite.needs if phases.get(n) != JobPhase.SUCCEEDED]
+                if failed_needs:
+                    status.phase, status.message = JobPhase.SKIPPED, f"needs {', '.join(failed_needs)}, which did not pass"
+                elif fail_fast_tripped:
+                    status.phase, status.message = JobPhase.SKIPPED, "cancelled: an earlier suite failed (failFast)"
+                elif waiting:
+                    status.message = f"waiting for {', '.join(waiting)}"
+                else:
+                    self.plan.apply.append(job_build.suite_job(suite, self.env, run, self._injected_env()))
+                    status.message = "starting"
+            phases[name] = status.phase
+            statuses[name] = status
+        # A fail-fast failure found late still cancels what has not started.
+        if any(s.phase == JobPhase.FAILED and by_name[s.name].fail_fast for s in statuses.values()):
+            for status in statuses.values():
+                if status.phase == JobPhase.PENDING:
+                    status.phase, status.message = JobPhase.SKIPPED, "cancelled: an earlier suite failed (failFast)"
+            self.plan.apply = [
+                o for o in self.plan.apply
+                if not (o["kind"] == "Job" and statuses.get(o["metadata"]["labels"].get("testenv.dev/suite", ""),
+                                                             SuiteStatus(name="")).phase == JobPhase.SKIPPED)
+            ]
+        return [statuses[t.name] for t in self.spec.tests]
+
+    def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
+        status = SuiteStatus(name=name, phase=seen.phase)
+        if seen.phase == JobPhase.RUNNING:
+            status.message = "running"
+            return status
+        start, end = _parse(seen.start_time), _parse(seen.completion_time)
+        if start and end:
+            status.duration_seconds = (end - start).total_seconds()
+        if seen.reason == "DeadlineExceeded":
+            status.message = "timed out (timeoutSeconds)"
+        elif seen.phase == JobPhase.FAILED:
+            status.message = seen.message or seen.reason or "failed"
+        result = self.observed.results.get(seen.name)
+        if result is not None:
+            status.passed, status.failed, status.skipped = (
+                result.counts.passed, result.counts.failed, result.counts.skipped)
+            status.failures = list(result.failures)
+        elif known is not None and known.phase == seen.phase:
+            # Counts read before a restart are kept on the status.
+            status.passed, status.failed, status.skipped = known.passed, known.failed, known.skipped
+            status.failures = list(known.failures)
+            status.duration_seconds = known.duration_seconds or status.duration_seconds
+        else:
+            self.plan.read_results.append(seen.name)
+            status.phase, status.message = JobPhase.RUNNING, "collecting results"
+        return status
+
+    def old_jobs(self, run: int) -> None:
+        for seen in self.observed.jobs.values():
+            if seen.run and seen.run != run:
+                self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+                if seen.kind == "seed":
+                    self.plan.delete.append(ObjectRef(
+                        "v1", "ConfigMap", self.env.target_namespace,
+                        seed_build.script_configmap_name(seen.component, seen.run)))
+
+    # -- the whole --------------------------------------------------------
+
+    def run(self) -> Plan:
+        given, settings = self.given, self.settings
+        status = self._start_status()
+        self.plan.status = status
+        now = given.now
+
+        if given.errors:
+            status.phase = Phase.ERROR
+            status.message = "; ".join(str(e) for e in given.errors)
+            status.components, status.seeds, status.tests = [], [], []
+            status.conditions = _conditions(given.previous, now, [
+                ("Ready", ConditionStatus.FALSE, "InvalidSpec", status.message)])
+            return self._finish(status)
+
+        finished_before = given.previous.phase in FINISHED_PHASES and given.previous.run == status.run
+        if finished_before:
+            status.phase = given.previous.phase
+            return self._finish(status)
+
+        self.plan.apply.extend(namespace_build.namespace_objects(
+            self.env, self.spec.isolation,
+            pod_security_level=settings.pod_security_level,
+            operator_namespace=settings.operator_namespace,
+            quota_defaults={"cpu": settings.default_quota_cpu, "memory": settings.default_quota_memory,
+                            "pods": settings.default_quota_pods},
+            container_defaults={"cpu": settings.default_container_cpu, "memory": settings.default_container_memory},
+        ))
+        self.old_jobs(status.run)
+
+        # Seeds depend on datastore readiness and gate services: settle
+        # readiness first (components), then seeds, then components again
+        # with the seeds' outcome, which only ever unblocks more.
+        previous_seed_phases = {s.name: s.phase for s in given.previous.seeds if given.previous.run == status.run}
+        applied = len(self.plan.apply)
+        self.components(previous_seed_phases)
+        seeds = self.seeds(status.run)
+        seed_phases = {s.name: s.phase for s in seeds}
+        del self.plan.apply[applied:]
+        self.plan.create.clear()
+        components = self.components(seed_phases)
+        seeds = self.seeds(status.run)
+        status.components, status.seeds = components, seeds
+
+        all_ready = all(c.ready for c in components)
+        seeds_done = all(s.phase == JobPhase.SUCCEEDED for s in seeds)
+        seed_failed = [s for s in seeds if s.phase == JobPhase.FAILED]
+        ready_count = sum(c.ready for c in components)
+        status.ready_components = f"{ready_count}/{len(components)}"
+        if all_ready and status.ready_at is None:
+            status.ready_at = _ts(now)
+
+        suites: list[SuiteStatus] = []
+        if all_ready and seeds_done and self.spec.tests:
+            suites = self.suites(status.run, given.previous.tests)
+            suites += self._stub_checks(suites)
+        else:
+            suites = [SuiteStatus(name=t.name, message="waiting for the environment") for t in self.spec.tests]
+        status.tests = suites
+        finished_suites = [s for s in suites if s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
+        status.summary = sum((Counts(passed=s.passed, failed=s.failed, skipped=s.skipped) for s in suites), Counts())
+        status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
+        failed_suites = [s.name for s in suites if s.phase == JobPhase.FAILED]
+
+        waiting = [f"{c.name} ({c.message})" for c in components if not c.ready]
+        if seed_failed:
+            status.phase = Phase.FAILED
+            status.message = f"seed {seed_failed[0].name} failed: {seed_failed[0].message}"
+        elif not all_ready:
+            started_seeding = any(s.phase != JobPhase.PENDING or s.message == "starting" for s in seeds)
+            status.phase = Phase.SEEDING if started_seeding else Phase.PROVISIONING
+            status.message = f"waiting for {len(waiting)} of {len(components)} components: " + "; ".join(waiting)
+        elif not seeds_done:
+            status.phase = Phase.SEEDING
+            status.message = "seeding: " + ", ".join(s.name for s in seeds if s.phase != JobPhase.SUCCEEDED)
+        elif not self.spec.tests:
+            status.phase = Phase.READY
+            status.message = "all components ready (no tests: preview environment)"
+        elif len(finished_suites) < len(suites):
+            status.phase = Phase.TESTING
+            running = [s.name for s in suites if s.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
+            status.message = "testing: " + ", ".join(running)
+        elif failed_suites:
+            status.phase = Phase.FAILED
+            status.message = f"{len(failed_suites)} suite(s) failed: {', '.join(failed_suites)}"
+        else:
+            status.phase = Phase.SUCCEEDED
+            status.message = f"all {len(suites)} suite(s) passed"
+
+        deadline = self.spec.lifecycle.active_deadline_seconds
+        started = _parse(status.started_at)
+        if deadline and started and status.phase not in FINISHED_PHASES and now >= started + timedelta(seconds=deadline):
+            status.phase = Phase.TIMED_OUT
+            status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
+            self.plan.apply = []  # start nothing more; running Jobs are stopped
+            for seen in self.observed.jobs.values():
+                if seen.phase == JobPhase.RUNNING:
+                    self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+
+        ready_condition = (
+            ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "") if all_ready
+            else ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
+        )
+        if not self.spec.tests:
+            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, "NoTests", "no test suites: preview environment")
+        elif failed_suites or seed_failed:
+            tests_condition = ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed",
+                               ", ".join(failed_suites) or "a seed failed")
+        elif status.phase == Phase.SUCCEEDED:
+            tests_condition = ("TestsPassed", ConditionStatus.TRUE, "AllSuitesPassed", status.message)
+        else:
+            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
+                               "Running" if status.phase == Phase.TESTING else "Pending", "")
+        status.conditions = _conditions(given.previous, now, [ready_condition, tests_condition])
+        self._suite_events(given.previous.tests if given.previous.run == status.run else [], suites)
+        return self._finish(status)
+
+    def _stub_checks(self, suites: list[SuiteStatus]) -> list[SuiteStatus]:
+        checked = [s for s in self.spec.stubs if s.verify]
+        if not checked:
+            return []
+        done = all(s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED) for s in suites)
+        results = []
+        for stub in checked:
+            seen = self.observed.stub_checks.get(stub.name)
+            if seen is not None:
+                results.append(seen)
+            else:
+                if done:
+                    self.plan.verify_stubs.append(stub.name)
+                results.append(SuiteStatus(name=f"stubs/{stub.name}", message="checked after the suites"))
+        return results
+
+    def _suite_events(self, before: list[SuiteStatus], after: list[SuiteStatus]) -> None:
+        phases = {s.name: s.phase for s in before}
+        for suite in after:
+            if suite.phase == phases.get(suite.name):
+                continue
+            counts = f"{suite.passed} passed, {suite.failed} failed, {suite.skipped} skipped"
+            if suite.phase == JobPhase.SUCCEEDED:
+                self.plan.events.append(Event("Normal", "SuitePassed", f"suite {suite.name}: {counts}"))
+            elif suite.phase == JobPhase.FAILED:
+                detail = f"; {suite.message}" if suite.message else ""
+                self.plan.events.append(Event("Warning", "SuiteFailed", f"suite {suite.name}: {counts}{detail}"))
+
+    def _finish(self, status: TestEnvironmentStatus) -> Plan:
+        given, now = self.given, self.given.now
+        lifecycle, settings = self.spec.lifecycle, self.settings
+        if status.phase in FINISHED_PHASES and status.finished_at is None:
+            status.finished_at = _ts(now)
+        started, finished = _parse(status.started_at), _parse(status.finished_at)
+        retain = lifecycle.retain_on_failure_seconds
+        retain = settings.default_retain_on_failure_seconds if retain is None else retain
+        ttl = lifecycle.ttl_seconds_after_finished
+        ttl = settings.default_ttl_seconds_after_finished if ttl is None else ttl
+        expires: datetime | None = None
+        if finished and status.phase != Phase.ERROR:
+            expires = finished + timedelta(seconds=ttl if status.phase == Phase.SUCCEEDED else retain)
+        elif lifecycle.active_deadline_seconds and started and status.phase not in FINISHED_PHASES:
+            expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + retain)
+            self.plan.wake_after = max(
+                0.0, (started + timedelta(seconds=lifecycle.active_deadline_seconds) - now).total_seconds())
+        status.expires_at = _ts(expires) if expires else None
+        if expires and status.phase in FINISHED_PHASES:
+            if now >= expires:
+                self.plan.collect_namespace = True
+                self.plan.apply, self.plan.create = [], []
+                status.message = f"collected at {_ts(expires)}; {status.message}".rstrip("; ")
+                if not status.message.startswith("collected"):
+                    status.message = f"collected: {status.message}"
+            else:
+                self.plan.wake_after = (expires - now).total_seconds()
+        if status.phase != given.previous.phase:
+            warning = status.phase in (Phase.FAILED, Phase.ERROR, Phase.TIMED_OUT)
+            self.plan.events.insert(0, Event("Warning" if warning else "Normal", str(status.phase), status.message))
+        return self.plan
+
+
+def _conditions(previous: TestEnvironmentStatus, now: datetime,
+                wanted: list[tuple[str, ConditionStatus, str, str]]) -> list[Condition]:
+    before = {c.type: c for c in previous.conditions}
+    out = []
+    for type_, state, reason, message in wanted:
+        old = before.get(type_)
+        changed = old is None or old.status != state
+        out.append(Condition(type=type_, status=state, reason=reason, message=message,
+                             last_transition_time=_ts(now) if changed else old.last_transition_time))
+    return out
+
+
+def plan(given: PlanInput) -> Plan:
+    return _Planner(given).run()
+
+
+__all__ = ["Event", "ObjectRef", "Plan", "PlanInput", "plan", "seed_datastores", "LABEL_RUN"]

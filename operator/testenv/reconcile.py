@@ -1,0 +1,175 @@
+"""One reconciliation of one TestEnvironment: gather what is observed, plan,
+act on the plan, write the status. Runs in a worker thread (blocking I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import kopf
+from pydantic import ValidationError
+
+from . import metrics
+from .build.common import EnvRef, environment_namespace_name
+from .build.services import CopySource
+from .kube import Kube
+from .models import FINISHED_PHASES, JobPhase, Phase, SuiteStatus, TestEnvironmentSpec, TestEnvironmentStatus
+from .observe import Observed, SuiteResult, suite_result
+from .plan import PlanInput, plan
+from .settings import Settings
+from .stubverify import verify_stub
+from .validate import SpecError, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Memory:
+    """Per-environment facts learned by reading, kept so they are read once."""
+
+    copy_sources: dict[tuple[int, str], CopySource | None] = field(default_factory=dict)
+    results: dict[str, SuiteResult] = field(default_factory=dict)
+    stub_checks: dict[tuple[int, str], SuiteStatus] = field(default_factory=dict)
+
+
+def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecError]]:
+    try:
+        return TestEnvironmentSpec.model_validate(dict(raw)), []
+    except ValidationError as exc:
+        # The CRD schema rejects nearly all of this at admission; what remains
+        # (an older CRD, a rule only pydantic knows) is reported, not crashed on.
+        errors = [
+            SpecError("spec." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "spec", err["msg"])
+            for err in exc.errors()
+        ]
+        return TestEnvironmentSpec(), errors
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def reconcile(
+    body: Mapping[str, Any],
+    observed: Observed,
+    kube: Kube,
+    settings: Settings,
+    memory: Memory,
+) -> float | None:
+    """Returns seconds until a time-driven change (a deadline, an expiry), if any."""
+    meta = body["metadata"]
+    name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
+    env = EnvRef(
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        target_namespace=environment_namespace_name(name, namespace, uid, settings.namespace_prefix),
+    )
+    previous = TestEnvironmentStatus.model_validate(body.get("status") or {})
+    spec, errors = _parse_spec(body.get("spec") or {})
+    if not errors:
+        errors = validate(spec, settings.copy_allowlist)
+
+    run = previous.run + (1 if previous.observed_generation != generation else 0)
+    observed = replace(
+        observed,
+        copy_sources=_copy_sources(spec, generation, kube, memory) if not errors else {},
+        results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
+        stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
+    )
+    result = plan(
+        PlanInput(
+            env=env,
+            spec=spec,
+            generation=generation,
+            previous=previous,
+            observed=observed,
+            now=_now(),
+            settings=settings,
+            errors=errors,
+        )
+    )
+
+    for obj in result.apply:
+        kube.apply(obj)
+    for obj in result.create:
+        kube.create_once(obj)
+    for ref in result.delete:
+        kube.delete(ref)
+    if result.collect_namespace and observed.namespace_phase is not None:
+        kube.delete_namespace(env.target_namespace)
+        metrics.collected(reason=str(result.status.phase))
+
+    followup = bool(result.read_results or result.verify_stubs)
+    for job_name in result.read_results:
+        pods = kube.job_pods(env.target_namespace, job_name)
+        seen = observed.jobs[job_name]
+        memory.results[job_name] = suite_result(pods, seen.phase)
+        if seen.phase == JobPhase.FAILED:
+            _report_failed_logs(body, kube, env.target_namespace, job_name, pods)
+    for stub_name in result.verify_stubs:
+        memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, settings)
+
+    status = result.status.wire()
+    if status != previous.wire():
+        kube.patch_status(namespace, name, result.status.model_dump(by_alias=True, mode="json"))
+    for event in result.events:
+        kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
+    metrics.observe_status(uid, previous, result.status)
+    if followup:
+        return 0.0  # results were read: plan again with them at once
+    return result.wake_after
+
+
+def _copy_sources(
+    spec: TestEnvironmentSpec, generation: int, kube: Kube, memory: Memory
+) -> dict[str, CopySource | None]:
+    sources = {}
+    for svc in spec.services:
+        if svc.copy_from is None:
+            continue
+        key = (generation, svc.name)
+        if key not in memory.copy_sources:
+            memory.copy_sources[key] = kube.read_copy_source(svc.copy_from.namespace, svc.copy_from.deployment)
+        sources[svc.name] = memory.copy_sources[key]
+    return sources
+
+
+def _report_failed_logs(body: Mapping[str, Any], kube: Kube, namespace: str, job: str, pods: list[dict]) -> None:
+    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    if not failed:
+        return
+    pod = failed[-1]["metadata"]["name"]
+    tail = kube.log_tail(namespace, pod) or "(no logs available)"
+    kopf.event(dict(body), type="Warning", reason="SuiteLogs", message=f"{job} ({pod}) last lines:\n{tail}"[-1000:])
+
+
+def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, settings: Settings) -> SuiteStatus:
+    stub = next(s for s in spec.stubs if s.name == stub_name)
+    base_url = f"http://{stub.name}.{env.target_namespace}.svc:{stub.port}"
+
+    async def check() -> SuiteStatus:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await verify_stub(client, base_url, stub)
+
+    try:
+        return asyncio.run(check())
+    except httpx.HTTPError as exc:
+        return SuiteStatus(
+            name=f"stubs/{stub.name}",
+            phase=JobPhase.FAILED,
+            failed=len(stub.verify),
+            message=f"could not reach the stub's admin API at {base_url}: {exc.__class__.__name__}",
+        )
+
+
+def is_finished(status: Mapping[str, Any] | None) -> bool:
+    return bool(status) and status.get("phase") in {str(p) for p in FINISHED_PHASES}
+
+
+__all__ = ["Memory", "reconcile", "is_finished", "Phase"]
