@@ -13,7 +13,8 @@ def main() -> None:
     else:
         args += ["--peering", os.environ.get("TESTENV_PEERING", "testenv-operator")]
     if port := os.environ.get("TESTENV_HEALTH_PORT"):
-        args += ["--liveness", f"http://0.0.0.0:{port}/healthz"]
+        host = os.environ.get("TESTENV_HEALTH_HOST", "0.0.0.0")
+        args += ["--liveness", f"http://{host}:{port}/healthz"]
     args += sys.argv[1:]
     from kopf.cli import main as kopf_main
 

@@ -1,0 +1,56 @@
+"""Component fixtures: the CRD installed, the operator running against the test bed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from operator_support import (
+    COPY_SOURCE_NAMESPACE,
+    Environments,
+    OperatorProcess,
+    free_port,
+    kubectl,
+)
+from testbed_support import ROOT, Cluster
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl(cluster, "wait", "--for=condition=Established", "crd/testenvironments.testenv.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crd: None, core: client.CoreV1Api, tmp_path_factory) -> Iterator[OperatorProcess]:
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=COPY_SOURCE_NAMESPACE)))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    env = dict(os.environ)
+    metrics_port, health_port = free_port(), free_port()
+    env.update(
+        KUBECONFIG=cluster.kubeconfig,
+        PYTHONPATH=str(ROOT / "operator"),
+        TESTENV_COPY_ALLOWLIST=f'["{COPY_SOURCE_NAMESPACE}"]',
+        TESTENV_METRICS_PORT=str(metrics_port),
+        TESTENV_HEALTH_PORT=str(health_port),
+        TESTENV_HEALTH_HOST="127.0.0.1",
+        TESTENV_DEFAULT_TTL_SECONDS_AFTER_FINISHED="3600",
+    )
+    proc = OperatorProcess(cluster, env, tmp_path_factory.mktemp("operator") / "operator.log", metrics_port, health_port)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def environments(api_client, namespace, operator) -> Environments:
+    return Environments(client.CustomObjectsApi(api_client), namespace)

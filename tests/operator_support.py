@@ -1,0 +1,137 @@
+"""The real operator as a process, and TestEnvironments driven the way a user does."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from testbed_support import BIN, ROOT, Cluster, wait_for
+
+GROUP, VERSION, PLURAL = "testenv.dev", "v1alpha1", "testenvironments"
+COPY_SOURCE_NAMESPACE = "testenv-copy-source"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubectl(cluster: Cluster, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "kubectl"), "--kubeconfig", cluster.kubeconfig, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+@dataclass
+class OperatorProcess:
+    """The operator as deployed: `python -m testenv`, configured by TESTENV_* variables."""
+
+    cluster: Cluster
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    health_port: int
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "testenv", "--verbose"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+
+        def healthy() -> bool:
+            assert self.process is not None and self.process.poll() is None, self.logs()[-3000:]
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=60, what="operator liveness endpoint")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye — a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+
+@dataclass
+class Environments:
+    """TestEnvironments in one test namespace, driven through the API like kubectl would."""
+
+    custom: client.CustomObjectsApi
+    namespace: str
+
+    def apply(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TestEnvironment",
+                "metadata": {"name": name, "namespace": self.namespace}, "spec": spec}
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, body,
+            field_manager="pytest", force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+        return self.get(name)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def wait_phase(self, name: str, *phases: str, timeout: float = 90) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("phase") in phases else None
+
+        try:
+            return wait_for(reached, timeout=timeout, what=f"{name} phase in {phases}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstatus: {yaml.safe_dump(self.status(name))}") from None
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+
