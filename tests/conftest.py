@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
 
-from testbed_support import Cluster, start_or_reuse
+from testbed_support import BIN, ROOT, Cluster, start_or_reuse
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,13 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    kubectl = [str(BIN / "kubectl"), "--kubeconfig", cluster.kubeconfig]
+    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")], check=True)
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/testenvironments.testenv.dev", "--timeout=60s"],
+        check=True,
+    )

@@ -324,8 +324,10 @@ class TestEnvironmentSpec(Model):
         }
     )
 
-    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
-    isolation: Isolation = Field(default_factory=Isolation)
+    # `default: {}` in the schema lets the API server fill in the nested
+    # defaults, so a stored object shows the isolation it actually gets.
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle, json_schema_extra={"default": {}})
+    isolation: Isolation = Field(default_factory=Isolation, json_schema_extra={"default": {}})
     datastores: list[Datastore] = Field(default_factory=list, max_length=20)
     stubs: list[Stub] = Field(default_factory=list, max_length=20)
     services: list[Service] = Field(default_factory=list, max_length=50)

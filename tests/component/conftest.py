@@ -14,15 +14,8 @@ from operator_support import (
     Environments,
     OperatorProcess,
     free_port,
-    kubectl,
 )
 from testbed_support import ROOT, Cluster
-
-
-@pytest.fixture(scope="session")
-def crd(cluster: Cluster) -> None:
-    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl(cluster, "wait", "--for=condition=Established", "crd/testenvironments.testenv.dev", "--timeout=60s")
 
 
 @pytest.fixture(scope="session")

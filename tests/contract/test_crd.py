@@ -1,0 +1,99 @@
+"""The generated CRD against the real API server: what admission accepts,
+what it refuses, and how it says so."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from operator_support import kubectl
+from testbed_support import ROOT
+
+pytestmark = pytest.mark.contract
+
+
+@pytest.fixture
+def ns(cluster, crd) -> str:
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster, "create", "namespace", name)
+    yield name
+    kubectl(cluster, "delete", "namespace", name, "--wait=false")
+
+
+def _apply(cluster, ns: str, spec: dict, name: str = "sample", dry_run: bool = True):
+    manifest = yaml.safe_dump(
+        {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
+         "metadata": {"name": name, "namespace": ns}, "spec": spec}
+    )
+    args = ["apply", "-f", "-"] + (["--dry-run=server"] if dry_run else [])
+    return kubectl(cluster, *args, input=manifest, check=False)
+
+
+def test_committed_crd_matches_the_models():
+    from testenv.crd import render
+
+    committed = (ROOT / "crds" / "testenvironment.yaml").read_text()
+    assert committed == render(), "crds/ drifted from the models: run `make crds` and commit the result"
+
+
+def test_example_manifests_are_accepted(cluster, ns):
+    for path in sorted(Path(ROOT / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "TestEnvironment":
+                result = _apply(cluster, ns, doc["spec"], name=doc["metadata"]["name"])
+                assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+def test_server_applies_defaults(cluster, ns):
+    result = _apply(cluster, ns, {"stubs": [{"name": "pay"}], "tests": [{"name": "t", "image": "i"}]}, dry_run=False)
+    assert result.returncode == 0, result.stderr
+    stored = yaml.safe_load(kubectl(cluster, "get", "tenv", "sample", "-n", ns, "-o", "yaml").stdout)["spec"]
+    assert stored["stubs"][0]["port"] == 8080
+    assert stored["tests"][0]["failFast"] is True and stored["tests"][0]["shards"] == 1
+    assert stored["isolation"]["networkPolicy"] is True
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"datastores": [{"name": "db", "engine": "oracle"}]}, 'spec.datastores[0].engine: Unsupported value: "oracle"'),
+        ({"services": [{"name": "svc"}]}, "set image, or copyFrom"),
+        ({"services": [{"name": "Order_Service", "image": "x"}]}, "spec.services[0].name"),
+        ({"lifecycle": {"ttlSecondsAfterFinished": -5}}, "spec.lifecycle.ttlSecondsAfterFinished"),
+        ({"lifecycle": {"activeDeadlineSeconds": 0}}, "spec.lifecycle.activeDeadlineSeconds"),
+        ({"tests": [{"name": "t", "image": "i", "shards": 0}]}, "spec.tests[0].shards"),
+        (
+            {"datastores": [{"name": "x", "engine": "redis"}], "services": [{"name": "x", "image": "i"}]},
+            "a name is used in both datastores and services",
+        ),
+        ({"services": [{"name": "a", "image": "i"}, {"name": "a", "image": "j"}]}, "Duplicate value"),
+        ({"seed": [{"name": "s", "sql": "select 1"}]}, "sql needs datastore"),
+        ({"seed": [{"name": "s", "datastore": "d", "sql": "x", "image": "busybox"}]}, "exactly one of sql"),
+        ({"stubs": [{"name": "s", "mappings": [{"request": {"method": "FETCH"}}]}]}, "method"),
+        ({"stubs": [{"name": "s", "mappings": [{"request": {}, "response": {"fault": "EXPLODE"}}]}]}, "fault"),
+        ({"tests": [{"name": "t"}]}, "spec.tests[0].image: Required value"),
+    ],
+    ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
+         "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image"],
+)
+def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
+    result = _apply(cluster, ns, spec)
+    assert result.returncode != 0, "the API server accepted an invalid TestEnvironment"
+    assert expected in result.stderr, result.stderr
+
+
+def test_unknown_wiremock_fields_pass_through(cluster, ns):
+    spec = {"stubs": [{"name": "s", "mappings": [{
+        "request": {"method": "GET", "urlPath": "/x", "cookies": {"session": {"equalTo": "abc"}}},
+        "response": {"status": 200, "transformers": ["response-template"]},
+        "scenarioName": "checkout",
+    }]}]}
+    assert _apply(cluster, ns, spec, dry_run=False).returncode == 0
+    stored = yaml.safe_load(kubectl(cluster, "get", "tenv", "sample", "-n", ns, "-o", "yaml").stdout)["spec"]
+    mapping = stored["stubs"][0]["mappings"][0]
+    assert mapping["scenarioName"] == "checkout"
+    assert mapping["request"]["cookies"] == {"session": {"equalTo": "abc"}}
+    assert mapping["response"]["transformers"] == ["response-template"]
