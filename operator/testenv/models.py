@@ -274,6 +274,7 @@ class Seed(Model):
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
     timeout_seconds: int | None = Field(default=None, ge=1)
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sql_or_image(self) -> Seed:

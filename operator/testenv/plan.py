@@ -64,6 +64,7 @@ class Plan:
     delete: list[ObjectRef] = field(default_factory=list)
     collect_namespace: bool = False
     read_results: list[str] = field(default_factory=list)  # finished test Jobs whose pods to read
+    log_tails: list[str] = field(default_factory=list)  # newly failed Jobs whose last log lines to post
     verify_stubs: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     wake_after: float | None = None  # seconds until the next time-driven change
@@ -446,7 +447,9 @@ class _Planner:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
                                "Running" if status.phase == Phase.TESTING else "Pending", "")
         status.conditions = _conditions(given.previous, now, [ready_condition, tests_condition])
-        self._suite_events(given.previous.tests if given.previous.run == status.run else [], suites)
+        same_run = given.previous.run == status.run
+        self._suite_events(given.previous.tests if same_run else [], suites)
+        self._seed_events(given.previous.seeds if same_run else [], seeds)
         return self._finish(status)
 
     def _stub_checks(self, suites: list[SuiteStatus]) -> list[SuiteStatus]:
@@ -476,6 +479,15 @@ class _Planner:
             elif suite.phase == JobPhase.FAILED:
                 detail = f"; {suite.message}" if suite.message else ""
                 self.plan.events.append(Event("Warning", "SuiteFailed", f"suite {suite.name}: {counts}{detail}"))
+                if not suite.name.startswith("stubs/"):
+                    self.plan.log_tails.append(job_build.job_name(suite.name, self.plan.status.run))
+
+    def _seed_events(self, before: list[SeedStatus], after: list[SeedStatus]) -> None:
+        phases = {s.name: s.phase for s in before}
+        for seed in after:
+            if seed.phase == JobPhase.FAILED and phases.get(seed.name) != JobPhase.FAILED:
+                self.plan.events.append(Event("Warning", "SeedFailed", f"seed {seed.name}: {seed.message}"))
+                self.plan.log_tails.append(seed_build.run_name(seed.name, self.plan.status.run))
 
     def _finish(self, status: TestEnvironmentStatus) -> Plan:
         given, now = self.given, self.given.now

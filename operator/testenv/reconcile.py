@@ -108,10 +108,7 @@ def reconcile(
     followup = bool(result.read_results or result.verify_stubs)
     for job_name in result.read_results:
         pods = kube.job_pods(env.target_namespace, job_name)
-        seen = observed.jobs[job_name]
-        memory.results[job_name] = suite_result(pods, seen.phase)
-        if seen.phase == JobPhase.FAILED:
-            _report_failed_logs(body, kube, env.target_namespace, job_name, pods)
+        memory.results[job_name] = suite_result(pods, observed.jobs[job_name].phase)
     for stub_name in result.verify_stubs:
         memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, settings)
 
@@ -120,6 +117,8 @@ def reconcile(
         kube.patch_status(namespace, name, result.status.model_dump(by_alias=True, mode="json"))
     for event in result.events:
         kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
+    for job_name in result.log_tails:
+        _post_log_tail(body, kube, env.target_namespace, job_name)
     metrics.observe_status(uid, previous, result.status)
     if followup:
         return 0.0  # results were read: plan again with them at once
@@ -140,13 +139,19 @@ def _copy_sources(
     return sources
 
 
-def _report_failed_logs(body: Mapping[str, Any], kube: Kube, namespace: str, job: str, pods: list[dict]) -> None:
+def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str) -> None:
+    """The last log lines of a failed Job's last failed pod, as a Warning Event."""
+    pods = kube.job_pods(namespace, job)
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed:
         return
-    pod = failed[-1]["metadata"]["name"]
-    tail = kube.log_tail(namespace, pod) or "(no logs available)"
-    kopf.event(dict(body), type="Warning", reason="SuiteLogs", message=f"{job} ({pod}) last lines:\n{tail}"[-1000:])
+    pod = failed[-1]
+    name = pod["metadata"]["name"]
+    tail = kube.log_tail(namespace, name)
+    if not tail:  # no kubelet logs (gone, or a simulated pod): the termination message is the next best
+        states = [(c.get("state") or {}).get("terminated") or {} for c in pod["status"].get("containerStatuses") or []]
+        tail = next((t["message"] for t in states if t.get("message")), "(no logs available)")
+    kopf.event(dict(body), type="Warning", reason="FailureLogs", message=f"{job} ({name}), last lines:\n{tail[-900:]}")
 
 
 def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, settings: Settings) -> SuiteStatus:

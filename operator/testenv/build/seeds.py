@@ -166,7 +166,7 @@ def seed_objects(
         # A retry would re-run a half-applied script; a failed seed is final.
         "backoffLimit": 0,
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": labels, "annotations": dict(seed.pod_annotations)},
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,

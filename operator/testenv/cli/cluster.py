@@ -1,0 +1,289 @@
+"""The CLI's only door to the cluster: which kubeconfig and context, the
+TestEnvironment calls (server-side apply, get, list, delete, watch), the pods
+and logs of a suite, and API failures turned into errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from .. import models
+
+FIELD_MANAGER = "testenv-cli"
+DEFAULT_KUBECONFIG = "~/.kube/config"
+RESOURCE = f"{models.PLURAL}.{models.GROUP}"
+# Short calls; a watch sets its own (long) read timeout.
+REQUEST_TIMEOUT = (10.0, 60.0)
+WATCH_WINDOW = 300  # seconds per watch request; the server ends it, we reconnect
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """A failure to show a person: what went wrong and what to do. Exit code 2 unless said otherwise."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Connection:
+    api: client.ApiClient
+    source: str  # where the configuration came from, for messages
+    server: str
+    namespace: str  # the context's namespace: the default for -n
+    fix: str  # how to check or change the connection
+
+    def describe(self) -> str:
+        return f"{self.server} ({self.source})"
+
+
+def _kubeconfig_paths(explicit: str | None) -> tuple[list[str], str]:
+    if explicit:
+        return [explicit], f"--kubeconfig {explicit}"
+    if os.environ.get("KUBECONFIG"):
+        value = os.environ["KUBECONFIG"]
+        return [p for p in value.split(os.pathsep) if p], f"KUBECONFIG={value}"
+    return [DEFAULT_KUBECONFIG], f"the default kubeconfig {DEFAULT_KUBECONFIG}"
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """Load --kubeconfig, else KUBECONFIG, else ~/.kube/config; in a pod, the service account."""
+    paths, origin = _kubeconfig_paths(kubeconfig)
+    existing = [p for p in paths if Path(p).expanduser().is_file()]
+    configuration = client.Configuration()
+    if not existing:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except ConfigException as exc:
+                raise CliError(f"cannot use the in-cluster service account: {exc}") from None
+            configuration.retries = 1
+            namespace_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            namespace = namespace_file.read_text().strip() if namespace_file.is_file() else "default"
+            return Connection(client.ApiClient(configuration), "in-cluster service account", configuration.host,
+                              namespace, "check the pod's service account and its RBAC")
+        raise CliError(
+            f"no cluster configured: {origin} does not exist and this is not running inside a cluster.\n"
+            "Point KUBECONFIG or --kubeconfig at your cluster's kubeconfig (for a kind cluster: "
+            "`kind export kubeconfig`; for the local test bed: `make cluster` writes .cluster/kubeconfig)."
+        )
+    config_file = os.pathsep.join(str(Path(p).expanduser()) for p in existing)
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=config_file)
+        chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+        if context and chosen is None:
+            names = ", ".join(c["name"] for c in contexts) or "none"
+            raise CliError(f"context {context!r} is not in {origin} (contexts: {names}); pick one with --context")
+        config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
+    except ConfigException as exc:
+        raise CliError(f"cannot use {origin}: {exc}\nFix the file, or choose another with --kubeconfig/--context.") from None
+    # Fail fast when the server is down instead of retrying quietly.
+    configuration.retries = 1
+    context_name = (chosen or {}).get("name", "?")
+    namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    source = f"context {context_name} from {origin}"
+    fix = f"`kubectl --kubeconfig {config_file} --context {context_name} cluster-info`"
+    return Connection(client.ApiClient(configuration), source, configuration.host, namespace, fix)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "reason", None) or exc)
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not found"),
+        ("nodename nor servname", "host name not found"),
+        ("timed out", "timed out"),
+        ("CERTIFICATE_VERIFY_FAILED", "the server's TLS certificate is not trusted"),
+        ("No route to host", "no route to host"),
+    ):
+        if needle in text:
+            return short
+    return text
+
+
+class Environments:
+    """TestEnvironments and their pods, through the API, with errors for people."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.custom = client.CustomObjectsApi(connection.api)
+        self.core = client.CoreV1Api(connection.api)
+
+    # -- error translation ---------------------------------------------------
+
+    def _call(self, what: str, namespace: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self.unreachable(exc) from None
+        except ApiException as exc:
+            raise self.api_error(exc, what, namespace) from None
+
+    def unreachable(self, exc: BaseException) -> CliError:
+        c = self.connection
+        return CliError(
+            f"cannot reach the Kubernetes API at {c.server}: {_reason(exc)}.\n"
+            f"Tried {c.source}. Is the cluster running? Check with {c.fix}, "
+            "or choose another cluster with --kubeconfig / --context."
+        )
+
+    def api_installed(self) -> bool:
+        try:
+            resources = self.custom.get_api_resources(models.GROUP, models.VERSION, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        except urllib3.exceptions.HTTPError as exc:
+            raise self.unreachable(exc) from None
+        return any(r.name == models.PLURAL for r in resources.resources or [])
+
+    def api_error(self, exc: ApiException, what: str, namespace: str | None) -> CliError:
+        message = _api_message(exc)
+        if exc.status == 404 and not self.api_installed():
+            return CliError(
+                f"the TestEnvironment API ({RESOURCE}/{models.VERSION}) is not installed in the cluster at "
+                f"{self.connection.server}.\nInstall the operator's Helm chart, or just the CRDs: "
+                "`kubectl apply --server-side -f crds/`."
+            )
+        if exc.status == 401:
+            return CliError(f"the cluster at {self.connection.server} did not accept the credentials of "
+                            f"{self.connection.source} (401 Unauthorized): log in again or refresh the kubeconfig.")
+        if exc.status == 403:
+            where = f" in namespace {namespace}" if namespace else " in all namespaces"
+            return CliError(f"not allowed to {what}{where}: {message}\n"
+                            f"Ask for RBAC on {RESOURCE}{where}, or use a namespace you may write to (-n).")
+        if exc.status == 404 and namespace:
+            return CliError(f"cannot {what}: {message} (does namespace {namespace} exist?)")
+        return CliError(f"cannot {what}: {message}")
+
+    # -- TestEnvironments ----------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self.unreachable(exc) from None
+        except ApiException as exc:
+            if exc.status == 404 and self.api_installed():
+                return None
+            raise self.api_error(exc, f"read testenvironment {name}", namespace) from None
+
+    def require(self, namespace: str, name: str) -> dict[str, Any]:
+        found = self.get(namespace, name)
+        if found is None:
+            raise CliError(f"testenvironment {namespace}/{name} not found; "
+                           f"`testenv list -n {namespace}` shows the ones there are.")
+        return found
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        return self._call(
+            f"apply testenvironment {meta['name']}", meta["namespace"],
+            self.custom.patch_namespaced_custom_object,
+            models.GROUP, models.VERSION, meta["namespace"], models.PLURAL, meta["name"], body,
+            field_manager=FIELD_MANAGER, force=True, field_validation="Strict",
+            _content_type="application/apply-patch+yaml", _request_timeout=REQUEST_TIMEOUT,
+        )
+
+    def delete(self, namespace: str, name: str) -> bool:
+        """False when it was already gone."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self.unreachable(exc) from None
+        except ApiException as exc:
+            if exc.status == 404 and self.api_installed():
+                return False
+            raise self.api_error(exc, f"delete testenvironment {name}", namespace) from None
+        return True
+
+    def list(self, namespace: str | None) -> list[dict[str, Any]]:
+        if namespace is None:
+            found = self._call("list testenvironments", None, self.custom.list_cluster_custom_object,
+                               models.GROUP, models.VERSION, models.PLURAL, _request_timeout=REQUEST_TIMEOUT)
+        else:
+            found = self._call("list testenvironments", namespace, self.custom.list_namespaced_custom_object,
+                               models.GROUP, models.VERSION, namespace, models.PLURAL,
+                               _request_timeout=REQUEST_TIMEOUT)
+        return list(found.get("items") or [])
+
+    def watch(self, namespace: str, name: str, resource_version: str, deadline: float) -> Iterator[tuple[str, dict]]:
+        """(event type, object) for each change of one TestEnvironment after
+        `resource_version`, until `deadline` (time.monotonic()). Reconnects
+        when the server ends a watch; re-reads when the version is too old."""
+        version = resource_version
+        while (remaining := deadline - time.monotonic()) > 0:
+            window = max(1, min(int(remaining) + 1, WATCH_WINDOW))
+            watcher = watch.Watch()
+            try:
+                for event in watcher.stream(
+                    self.custom.list_namespaced_custom_object,
+                    models.GROUP, models.VERSION, namespace, models.PLURAL,
+                    field_selector=f"metadata.name={name}",
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=window,
+                    _request_timeout=(REQUEST_TIMEOUT[0], window + 30.0),
+                ):
+                    obj = event["raw_object"]
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event["type"] != "BOOKMARK":
+                        yield event["type"], obj
+                    if time.monotonic() >= deadline:
+                        watcher.stop()
+                        return
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise self.api_error(exc, f"watch testenvironment {name}", namespace) from None
+                # Our version is too old for the server: read the object and go on from there.
+                current = self.get(namespace, name)
+                if current is None:
+                    yield "DELETED", {"metadata": {"name": name, "namespace": namespace}}
+                    return
+                version = current["metadata"]["resourceVersion"]
+                yield "MODIFIED", current
+            except urllib3.exceptions.ReadTimeoutError:
+                continue  # a quiet connection that outlived its read timeout: watch again
+            except urllib3.exceptions.HTTPError as exc:
+                raise self.unreachable(exc) from None
+            finally:
+                watcher.stop()
+
+    # -- a suite's pods --------------------------------------------------------------
+
+    def job_pods(self, namespace: str, job: str) -> list[client.V1Pod]:
+        pods = self._call(f"list the pods of Job {job}", namespace, self.core.list_namespaced_pod, namespace,
+                          label_selector=f"job-name={job}", _request_timeout=REQUEST_TIMEOUT).items
+        return sorted(pods, key=lambda p: (p.metadata.creation_timestamp or 0, p.metadata.name))
+
+    def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        return self._call(f"read the logs of pod {pod}", namespace, self.core.read_namespaced_pod_log, pod,
+                          namespace, container=container, _request_timeout=REQUEST_TIMEOUT)
+
+
+def _api_message(exc: ApiException) -> str:
+    import json
+
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{exc.status} {exc.reason}".strip()
