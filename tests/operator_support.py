@@ -6,13 +6,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import urllib3
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from testbed_support import BIN, ROOT, Cluster, wait_for
@@ -113,14 +115,44 @@ class Environments:
         return self.get(name).get("status") or {}
 
     def wait_phase(self, name: str, *phases: str, timeout: float = 90) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            status = self.status(name)
-            return status if status.get("phase") in phases else None
+        """Watch the resource until its phase is one of phases. A watch sees
+        every status write, so even a phase held for a moment is not missed."""
+        deadline = time.monotonic() + timeout
+        current = self.get(name)
+        while (current.get("status") or {}).get("phase") not in phases:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {name} phase in {phases}\n"
+                    f"status: {yaml.safe_dump(current.get('status') or {})}"
+                )
+            stream = watch.Watch().stream(
+                self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
+                field_selector=f"metadata.name={name}",
+                resource_version=current["metadata"]["resourceVersion"],
+                timeout_seconds=max(1, int(remaining)),
+            )
+            try:
+                for event in stream:
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        current = event["object"]
+                        if (current.get("status") or {}).get("phase") in phases:
+                            break
+            except (ApiException, urllib3.exceptions.HTTPError):
+                # The watch expired (410) or the API server went away (a
+                # restart test): read the object afresh and watch again.
+                current = wait_for(self._get_quietly(name), timeout=max(1.0, deadline - time.monotonic()),
+                                   what=f"{name} readable again")
+        return current["status"]
 
-        try:
-            return wait_for(reached, timeout=timeout, what=f"{name} phase in {phases}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\nstatus: {yaml.safe_dump(self.status(name))}") from None
+    def _get_quietly(self, name: str):
+        def probe() -> dict[str, Any] | None:
+            try:
+                return self.get(name)
+            except (ApiException, urllib3.exceptions.HTTPError):
+                return None
+
+        return probe
 
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)

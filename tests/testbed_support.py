@@ -64,6 +64,11 @@ class Cluster:
                 capture_output=True,
             )
 
+    def restart(self) -> None:
+        """Stop and start etcd, the API server and the controllers (data kept)."""
+        assert self.owned, "only a test bed this session started can be restarted"
+        subprocess.run(["bash", str(CLUSTER_SH), "restart"], env=self._env(), check=True, capture_output=True)
+
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.state_dir:

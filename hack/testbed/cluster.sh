@@ -4,6 +4,7 @@
 # run by kwokctl's binary runtime from our locally built binaries.
 #   cluster.sh up      build if needed, start, write .cluster/kubeconfig
 #   cluster.sh down    stop and delete everything it started
+#   cluster.sh restart stop and start the whole control plane, keeping its data
 #   cluster.sh env     print `export PATH=...; export KUBECONFIG=...`
 set -euo pipefail
 
@@ -27,6 +28,9 @@ up() {
   kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
   local started; started=$(date +%s%N)
   # Loopback only; kwokctl picks free ports and keeps data under $KWOK_WORKDIR.
+  # No node leases: a restarted KWOK controller (new identity) never takes
+  # over the old one's leases, so after `restart` no pod would progress.
+  # Node status heartbeats (stages.yaml) keep the nodes Ready instead.
   kwokctl create cluster --name "$name" --runtime binary \
     --kube-apiserver-binary "$bin/kube-apiserver" \
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
@@ -34,6 +38,7 @@ up() {
     --etcd-binary "$bin/etcd" \
     --kwok-controller-binary "$bin/kwok" \
     --config "$here/stages.yaml" \
+    --node-lease-duration-seconds 0 \
     --kubeconfig "$kubeconfig" \
     --wait 120s >&2
   kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >/dev/null
@@ -53,9 +58,15 @@ down() {
   echo "testbed: stopped"
 }
 
+restart() {
+  kwokctl stop cluster --name "$name" >&2
+  kwokctl start cluster --name "$name" --wait 120s >&2
+}
+
 case "${1:-}" in
   up) up ;;
+  restart) restart ;;
   down) down ;;
   env) echo "export PATH=\"$bin:\$PATH\"; export KUBECONFIG=\"$kubeconfig\"" ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|env" >&2; exit 2 ;;
 esac

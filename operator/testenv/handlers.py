@@ -14,6 +14,7 @@ import kopf
 from . import metrics, models
 from .build.common import LABEL_ENV_UID, LABEL_MANAGED_BY, MANAGED_BY, environment_namespace_name
 from .kube import Kube, load_client
+from .admission import WAITING, EnvSummary, admit
 from .observe import Observed, job, workload
 from .reconcile import Memory, reconcile
 from .settings import get_settings
@@ -103,9 +104,48 @@ def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
+@kopf.index(*TE)
+def environments_by_uid(
+    uid: str, name: str, namespace: str, meta: kopf.Meta, status: kopf.Status, **_: Any
+) -> dict[str, Any]:
+    summary = EnvSummary(uid, namespace, name, meta.get("creationTimestamp", ""), status.get("phase", ""))
+    return {uid: summary}
+
+
+def _wake_waiting(environments: kopf.Index) -> None:
+    """A slot may have freed: let queued environments look again."""
+    for _, store in environments.items():
+        for summary in store:
+            if summary.phase in WAITING:
+                WAKEUPS.wake(summary.uid)
+
+
 @kopf.on.event(*TE)
-def wake_self(uid: str, **_: Any) -> None:
+def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **_: Any) -> None:
     WAKEUPS.wake(uid)
+    settings = get_settings()
+    if settings.max_active_environments or settings.max_active_per_namespace:
+        # Any change of another environment can change a queued one's place.
+        _wake_waiting(environments_by_uid)
+
+
+@kopf.timer("", "v1", "namespaces", labels=OURS, interval=get_settings().orphan_sweep_interval_seconds)
+def sweep_orphan(
+    name: str, labels: kopf.Labels, body: kopf.Body, environments_by_uid: kopf.Index, logger: logging.Logger, **_: Any
+) -> None:
+    """An environment namespace whose TestEnvironment (by uid) is gone is an orphan."""
+    uid = labels.get(LABEL_ENV_UID)
+    if uid in environments_by_uid or body.metadata.get("deletionTimestamp"):
+        return
+    owner = f"{labels.get('testenv.dev/environment-namespace')}/{labels.get('testenv.dev/environment')}"
+    why = f"orphaned: its TestEnvironment {owner} (uid {uid}) no longer exists"
+    if get_settings().orphan_sweep_dry_run:
+        logger.warning("would delete namespace %s (dry run): %s", name, why)
+        return
+    logger.warning("deleting namespace %s: %s", name, why)
+    kopf.warn(body, reason="OrphanCollected", message=why)
+    _kube().delete_namespace(name)
+    metrics.collected(reason="Orphan")
 
 
 def _observed(target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index) -> Observed:
@@ -141,6 +181,7 @@ async def run_environment(
     workloads_by_namespace: kopf.Index,
     jobs_by_namespace: kopf.Index,
     environment_namespaces: kopf.Index,
+    environments_by_uid: kopf.Index,
     **_: Any,
 ) -> None:
     settings = get_settings()
@@ -156,8 +197,13 @@ async def run_environment(
         observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces)
         snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
         snapshot["metadata"]["uid"] = uid
+        me = EnvSummary(
+            uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
+        )
+        everyone = [summary for _, store in environments_by_uid.items() for summary in store]
+        admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
         try:
-            delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory)
+            delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
             failures = 0
         except Exception as exc:  # never crash-loop: report, back off, try again
             failures += 1
@@ -170,7 +216,7 @@ async def run_environment(
 
 
 @kopf.on.delete(*TE)
-def collect_on_delete(name: str, namespace: str, uid: str, **_: Any) -> None:
+def collect_on_delete(name: str, namespace: str, uid: str, environments_by_uid: kopf.Index, **_: Any) -> None:
     """Delete the environment's namespace; release the finalizer only once it is gone."""
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
@@ -179,3 +225,4 @@ def collect_on_delete(name: str, namespace: str, uid: str, **_: Any) -> None:
         kube.delete_namespace(target)
         raise kopf.TemporaryError(f"waiting for namespace {target} to be deleted", delay=2)
     metrics.forget(uid)
+    _wake_waiting(environments_by_uid)

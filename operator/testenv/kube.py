@@ -123,6 +123,13 @@ class Kube:
             raise
         return True
 
+    def delete_environment(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(models.GROUP, models.VERSION, namespace, models.PLURAL, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status}

@@ -71,6 +71,14 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """Whether the concurrency limits let this environment start now."""
+
+    admitted: bool = True
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class PlanInput:
     env: EnvRef
     spec: TestEnvironmentSpec
@@ -80,6 +88,7 @@ class PlanInput:
     now: datetime
     settings: Settings
     errors: list[SpecError] = field(default_factory=list)
+    admission: Admission = Admission()
     new_password: Callable[[], str] = datastore_build.generate_password
 
 
@@ -336,6 +345,11 @@ class _Planner:
 
     def run(self) -> Plan:
         given, settings = self.given, self.settings
+        if not given.admission.admitted and not given.errors:
+            status = given.previous.model_copy(deep=True)
+            status.phase, status.message = Phase.QUEUED, given.admission.message
+            self.plan.status = status
+            return self._finish(status)
         status = self._start_status()
         self.plan.status = status
         now = given.now
@@ -511,9 +525,8 @@ class _Planner:
             if now >= expires:
                 self.plan.collect_namespace = True
                 self.plan.apply, self.plan.create = [], []
-                status.message = f"collected at {_ts(expires)}; {status.message}".rstrip("; ")
                 if not status.message.startswith("collected"):
-                    status.message = f"collected: {status.message}"
+                    status.message = f"collected at {_ts(expires)}: {status.message}"
             else:
                 self.plan.wake_after = (expires - now).total_seconds()
         if status.phase != given.previous.phase:

@@ -20,7 +20,7 @@ from .build.services import CopySource
 from .kube import Kube
 from .models import FINISHED_PHASES, JobPhase, Phase, SuiteStatus, TestEnvironmentSpec, TestEnvironmentStatus
 from .observe import Observed, SuiteResult, suite_result
-from .plan import PlanInput, plan
+from .plan import Admission, PlanInput, plan
 from .settings import Settings
 from .stubverify import verify_stub
 from .validate import SpecError, validate
@@ -60,6 +60,7 @@ def reconcile(
     kube: Kube,
     settings: Settings,
     memory: Memory,
+    admission: Admission = Admission(),
 ) -> float | None:
     """Returns seconds until a time-driven change (a deadline, an expiry), if any."""
     meta = body["metadata"]
@@ -92,6 +93,7 @@ def reconcile(
             now=_now(),
             settings=settings,
             errors=errors,
+            admission=admission,
         )
     )
 
@@ -104,6 +106,10 @@ def reconcile(
     if result.collect_namespace and observed.namespace_phase is not None:
         kube.delete_namespace(env.target_namespace)
         metrics.collected(reason=str(result.status.phase))
+    if result.collect_namespace and settings.delete_resource_after_collection and observed.namespace_phase is None:
+        # The namespace is gone; the record goes too, as configured.
+        kube.delete_environment(namespace, name)
+        return None
 
     followup = bool(result.read_results or result.verify_stubs)
     for job_name in result.read_results:

@@ -35,6 +35,8 @@ def operator(cluster: Cluster, crd: None, core: client.CoreV1Api, tmp_path_facto
         TESTENV_HEALTH_PORT=str(health_port),
         TESTENV_HEALTH_HOST="127.0.0.1",
         TESTENV_DEFAULT_TTL_SECONDS_AFTER_FINISHED="3600",
+        TESTENV_ORPHAN_SWEEP_INTERVAL_SECONDS="3",
+        TESTENV_MAX_ACTIVE_PER_NAMESPACE="3",
     )
     proc = OperatorProcess(cluster, env, tmp_path_factory.mktemp("operator") / "operator.log", metrics_port, health_port)
     proc.start()
