@@ -41,7 +41,8 @@ def _suite_element(suite: SuiteStatus, environment: str) -> ET.Element:
     if suite.phase == JobPhase.FAILED and not failures:
         # The suite failed without naming a test (a crash, a timeout, a stub
         # that was not called): one case that says why, so CI shows it.
-        case = ET.SubElement(element, "testcase", classname=suite.name, name=suite.name, time=_seconds(suite.duration_seconds))
+        case = ET.SubElement(element, "testcase", classname=suite.name, name=suite.name,
+                             time=_seconds(suite.duration_seconds))
         ET.SubElement(case, "failure", message=suite.message or "the suite failed", type="failure")
         if failed == 0:
             tests, errors = tests + 1, 1

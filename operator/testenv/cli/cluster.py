@@ -5,6 +5,7 @@ and logs of a suite, and API failures turned into errors that say what to do.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -89,7 +90,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Connec
             raise CliError(f"context {context!r} is not in {origin} (contexts: {names}); pick one with --context")
         config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration)
     except ConfigException as exc:
-        raise CliError(f"cannot use {origin}: {exc}\nFix the file, or choose another with --kubeconfig/--context.") from None
+        raise CliError(f"cannot use {origin}: {exc}\n"
+                       "Fix the file, or choose another with --kubeconfig/--context.") from None
     # Fail fast when the server is down instead of retrying quietly.
     configuration.retries = 1
     context_name = (chosen or {}).get("name", "?")
@@ -156,7 +158,8 @@ class Environments:
         if exc.status == 404 and not self.api_installed():
             return CliError(
                 f"the TestEnvironment API ({RESOURCE}/{models.VERSION}) is not installed in the cluster at "
-                f"{self.connection.server}.\nInstall the operator's Helm chart, or just the CRDs: "
+                f"{self.connection.server}.\nInstall the operator's Helm chart (`helm install testenv-operator "
+                "charts/testenv-operator`, which brings the CRDs), or just the CRDs: "
                 "`kubectl apply --server-side -f crds/`."
             )
         if exc.status == 401:
@@ -191,14 +194,19 @@ class Environments:
         return found
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply; the object as stored (its generation and resourceVersion)."""
         meta = body["metadata"]
-        return self._call(
+        # Raw content: the generated client only knows the 200 of an update,
+        # and returns nothing for the 201 of a create.
+        response = self._call(
             f"apply testenvironment {meta['name']}", meta["namespace"],
             self.custom.patch_namespaced_custom_object,
             models.GROUP, models.VERSION, meta["namespace"], models.PLURAL, meta["name"], body,
             field_manager=FIELD_MANAGER, force=True, field_validation="Strict",
             _content_type="application/apply-patch+yaml", _request_timeout=REQUEST_TIMEOUT,
+            _preload_content=False,
         )
+        return json.loads(response.data)
 
     def delete(self, namespace: str, name: str) -> bool:
         """False when it was already gone."""
@@ -270,7 +278,7 @@ class Environments:
     def job_pods(self, namespace: str, job: str) -> list[client.V1Pod]:
         pods = self._call(f"list the pods of Job {job}", namespace, self.core.list_namespaced_pod, namespace,
                           label_selector=f"job-name={job}", _request_timeout=REQUEST_TIMEOUT).items
-        return sorted(pods, key=lambda p: (p.metadata.creation_timestamp or 0, p.metadata.name))
+        return sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp or ""), p.metadata.name))
 
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self._call(f"read the logs of pod {pod}", namespace, self.core.read_namespaced_pod_log, pod,
@@ -278,8 +286,6 @@ class Environments:
 
 
 def _api_message(exc: ApiException) -> str:
-    import json
-
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):

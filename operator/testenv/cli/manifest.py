@@ -5,6 +5,7 @@ same models the operator uses. Pure, apart from reading the file.
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 import types
@@ -70,8 +71,8 @@ def parse_manifest(text: str, source: str = "<manifest>") -> dict[str, Any]:
     found = [d for d in documents if d.get("kind") == models.KIND]
     if not found:
         kinds = ", ".join(str(d.get("kind")) for d in documents) or "nothing"
-        raise ManifestError([f"{source}: no TestEnvironment in the file (found: {kinds}); "
-                             f"it needs apiVersion: {models.API_VERSION} and kind: {models.KIND}"])
+        raise ManifestError([(f"{source}: no TestEnvironment in the file (found: {kinds}); "
+                              f"it needs apiVersion: {models.API_VERSION} and kind: {models.KIND}")])
     if len(found) > 1:
         raise ManifestError([f"{source}: {len(found)} TestEnvironments in one file; `testenv up` takes one"])
     return found[0]
@@ -191,7 +192,8 @@ def apply_override(spec: dict[str, Any], override: Override) -> None:
                 node = _item(node, segment, where, growable=where.rsplit(".", 1)[-1] in GROWABLE_LISTS)
                 where += f"[{segment}]"
                 if last:
-                    raise KeyError(f"{where} is a list item; name one of its fields, e.g. {override.text.split('=')[0]}.image")
+                    example = ".".join(override.path) + ".image"
+                    raise KeyError(f"{where} is a list item; name one of its fields, e.g. {example}")
                 continue
             if not isinstance(node, dict):
                 raise KeyError(f"{where} is {type(node).__name__}, not an object")
@@ -219,7 +221,7 @@ def prepare(
     name: str | None = None,
     namespace: str | None = None,
     overrides: Sequence[str] = (),
-    default_namespace: str = "default",
+    default_namespace: str | None = None,
 ) -> dict[str, Any]:
     """The object to apply: name/namespace set, overrides applied, status and
     server-written metadata left out. Raises ManifestError for bad --set."""
@@ -228,8 +230,9 @@ def prepare(
         meta.pop(key, None)
     if name:
         meta["name"] = name
-    meta["namespace"] = namespace or meta.get("namespace") or default_namespace
-    spec = yaml.safe_load(yaml.safe_dump(manifest.get("spec") or {}))  # a deep copy we may change
+    if namespace or meta.get("namespace") or default_namespace:
+        meta["namespace"] = namespace or meta.get("namespace") or default_namespace
+    spec = copy.deepcopy(manifest.get("spec") or {})
     problems = []
     for text in overrides:
         try:
