@@ -1,0 +1,399 @@
+"""The Helm chart against the test bed's API server: lint, render, dry-run,
+install, and what the operator's ServiceAccount may and may not do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from operator_support import kubectl
+from testbed_support import BIN, ROOT, Cluster, wait_for
+from testenv.settings import Settings
+
+pytestmark = pytest.mark.contract
+
+CHART = ROOT / "charts" / "testenv-operator"
+ALL_ON = CHART / "ci" / "all-on-values.yaml"
+PEERING_CRDS = CHART / "crds" / "kopf-peerings.yaml"
+# Kinds whose CRDs the test bed does not have (prometheus-operator).
+FOREIGN_KINDS = {"ServiceMonitor"}
+
+
+@pytest.fixture(scope="session")
+def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("helm")
+
+
+def helm(cluster: Cluster, home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # Helm's caches and config in a temporary home: nothing of the user's is read or written.
+    env = dict(
+        os.environ,
+        HELM_CACHE_HOME=str(home / "cache"),
+        HELM_CONFIG_HOME=str(home / "config"),
+        HELM_DATA_HOME=str(home / "data"),
+    )
+    result = subprocess.run(
+        [str(BIN / "helm"), "--kubeconfig", cluster.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,  # failures are reported below, with helm's output
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def render(cluster: Cluster, home: Path, namespace: str, *args: str) -> list[dict[str, Any]]:
+    out = helm(cluster, home, "template", "testenv", str(CHART), "--namespace", namespace, *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(docs)["env"] if "value" in e}
+
+
+def rules_with_wildcards(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        rule
+        for doc in docs
+        if doc["kind"] in ("ClusterRole", "Role")
+        for rule in doc.get("rules", [])
+        if any("*" in item for key in ("apiGroups", "resources", "verbs", "resourceNames") for item in rule.get(key, []))
+    ]
+
+
+def dry_run_on_server(cluster: Cluster, docs: list[dict[str, Any]]) -> str:
+    applied = [d for d in docs if d["kind"] not in FOREIGN_KINDS]
+    result = kubectl(cluster, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(applied), check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def peering_crds(cluster: Cluster) -> None:
+    """The kopf peering CRDs, as `helm install` would create them from crds/."""
+    kubectl(cluster, "apply", "--server-side", "-f", str(PEERING_CRDS))
+    kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/clusterkopfpeerings.kopf.dev", "crd/kopfpeerings.kopf.dev")
+
+
+# --- lint and render -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_ON)]], ids=["defaults", "all-on"])
+def test_chart_passes_strict_lint(cluster: Cluster, helm_home: Path, values: list[str]) -> None:
+    helm(cluster, helm_home, "lint", "--strict", str(CHART), *values)
+
+
+def test_default_render_is_accepted_by_the_api_server(cluster: Cluster, helm_home: Path, namespace: str) -> None:
+    docs = render(cluster, helm_home, namespace)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"} <= kinds
+    assert not kinds & {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "RoleBinding"}, "optional parts are off"
+    out = dry_run_on_server(cluster, docs)
+    assert "deployment.apps/testenv-testenv-operator created (server dry run)" in out
+
+
+def test_everything_on_render_is_accepted_by_the_api_server(
+    cluster: Cluster, helm_home: Path, namespace: str, peering_crds: None
+) -> None:
+    docs = render(cluster, helm_home, namespace, "-f", str(ALL_ON))
+    kinds = {d["kind"] for d in docs}
+    assert {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "RoleBinding"} <= kinds
+    out = dry_run_on_server(cluster, docs)
+    assert "clusterkopfpeering.kopf.dev/testenv-all-on created (server dry run)" in out
+
+
+def test_chart_crds_are_accepted_by_the_api_server(cluster: Cluster, helm_home: Path) -> None:
+    crds = helm(cluster, helm_home, "show", "crds", str(CHART)).stdout
+    names = {d["metadata"]["name"] for d in yaml.safe_load_all(crds) if d}
+    assert names == {"testenvironments.testenv.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    result = kubectl(cluster, "apply", "--dry-run=server", "--server-side", "--force-conflicts", "-f", "-",
+                     input=crds, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ("replicaCount: two\n", "replicaCount"),
+        ("replicas: 2\n", "replicas"),
+        ("config:\n  podSecurityLevel: lax\n", "podSecurityLevel"),
+        ("config:\n  maxActiveEnvironments: -1\n", "maxActiveEnvironments"),
+        ("config:\n  shinyNewSetting: true\n", "shinyNewSetting"),
+    ],
+    ids=["replicaCount-not-a-number", "unknown-top-level-key", "unknown-pod-security-level",
+         "negative-limit", "unknown-setting"],
+)
+def test_schema_rejects_bad_values_at_template_time(
+    cluster: Cluster, helm_home: Path, tmp_path: Path, values: str, complaint: str
+) -> None:
+    bad = tmp_path / "bad-values.yaml"
+    bad.write_text(values)
+    result = helm(cluster, helm_home, "template", "testenv", str(CHART), "-f", str(bad), check=False)
+    assert result.returncode != 0, f"accepted:\n{values}"
+    assert "schema" in result.stderr and complaint in result.stderr, result.stderr
+
+
+def test_service_monitor_without_metrics_is_refused(cluster: Cluster, helm_home: Path) -> None:
+    result = helm(cluster, helm_home, "template", "testenv", str(CHART), "--set", "metrics.enabled=false",
+                  "--set", "metrics.serviceMonitor.enabled=true", check=False)
+    assert result.returncode != 0
+    assert "metrics.serviceMonitor.enabled needs metrics.enabled" in result.stderr
+
+
+# --- what the rendered Deployment tells the operator ---------------------------------------------------
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings the operator reads from exactly this environment."""
+    for name in [n for n in os.environ if n.startswith("TESTENV_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def test_every_setting_reaches_the_operator_with_its_default(
+    cluster: Cluster, helm_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = env_of(render(cluster, helm_home, "testenv-system"))
+    expected = {f"TESTENV_{name.upper()}" for name in Settings.model_fields}
+    assert expected <= set(env), f"not set by the chart: {sorted(expected - set(env))}"
+    settings = settings_from(env, monkeypatch)
+    defaults = Settings.model_construct()
+    for name in Settings.model_fields:
+        want = "testenv-system" if name == "operator_namespace" else getattr(defaults, name)
+        assert getattr(settings, name) == want, name
+
+
+def test_configured_values_reach_the_operator(
+    cluster: Cluster, helm_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = env_of(render(cluster, helm_home, "platform", "-f", str(ALL_ON)))
+    settings = settings_from(env, monkeypatch)
+    assert settings.operator_namespace == "platform"
+    assert str(settings.engine_images["postgres"]) == "registry.example.com/postgres:16"
+    assert settings.engine_images["redis"] == "redis:7", "unset engines keep the operator's image"
+    assert settings.copy_allowlist == frozenset({"default"})
+    assert settings.pod_security_level == "baseline"
+    assert (settings.default_quota_cpu, settings.default_quota_pods) == ("8", "100")
+    assert settings.max_active_environments == 1_000_000, "large numbers are not rendered as 1e+06"
+    assert settings.delete_resource_after_collection is True
+    assert (settings.namespace_prefix, settings.field_manager) == ("ci", "testenv-ci")
+    assert env["TESTENV_HEALTH_PORT"] == "8081" and env["TESTENV_METRICS_PORT"] == "9191"
+
+
+def test_one_replica_runs_standalone(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "testenv-system")
+    env = env_of(docs)
+    assert env["TESTENV_STANDALONE"] == "true"
+    assert "TESTENV_PEERING" not in env
+    assert not [d for d in docs if d["kind"] == "ClusterKopfPeering" or d["metadata"]["name"].endswith("-peering")]
+    assert one(docs, "Deployment")["spec"]["strategy"]["type"] == "Recreate", "never two standalone operators at once"
+
+
+@pytest.mark.parametrize("values", [["--set", "replicaCount=2"], ["--set", "peering.enabled=true"]],
+                         ids=["two-replicas", "peering-enabled"])
+def test_replicas_coordinate_through_kopf_peering(cluster: Cluster, helm_home: Path, values: list[str]) -> None:
+    docs = render(cluster, helm_home, "testenv-system", *values)
+    env = env_of(docs)
+    peering = one(docs, "ClusterKopfPeering")
+    assert env["TESTENV_STANDALONE"] == "false"
+    assert env["TESTENV_PEERING"] == peering["metadata"]["name"]
+    assert "--priority=0" in container(docs)["args"]
+    role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-peering"))
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert named == [{"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+                      "resourceNames": [peering["metadata"]["name"]], "verbs": ["patch"]}]
+
+
+def test_operator_pod_is_locked_down(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "testenv-system")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    main = container(docs)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    ctx = main["securityContext"]
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+    assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"health": 8080, "metrics": 9090}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert main["resources"]["requests"] and main["resources"]["limits"]
+    assert main["image"] == "ghcr.io/testenv-dev/testenv-operator:0.1.0"
+
+
+def test_service_monitor_scrapes_the_metrics_service(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "testenv-system", "-f", str(ALL_ON))
+    monitor, service = one(docs, "ServiceMonitor"), one(docs, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["testenv-system"]}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_dashboard_ships_in_a_grafana_sidecar_config_map(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "testenv-system", "-f", str(ALL_ON))
+    dashboard = one(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert yaml.safe_load(dashboard["data"]["testenv.json"])["uid"] == "testenv-operator"
+
+
+@pytest.mark.parametrize("values", [[], ["-f", str(ALL_ON)]], ids=["defaults", "all-on"])
+def test_rbac_has_no_wildcards(cluster: Cluster, helm_home: Path, values: list[str]) -> None:
+    docs = render(cluster, helm_home, "testenv-system", *values)
+    assert [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not rules_with_wildcards(docs)
+
+
+# --- installed into the test bed -------------------------------------------------------------------
+
+
+def _create_namespace(cluster: Cluster, name: str) -> None:
+    kubectl(cluster, "create", "namespace", name)
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[dict[str, str]]:
+    """The chart installed into a fresh namespace (peering on, one copy source); uninstalled after."""
+    suffix = uuid.uuid4().hex[:6]
+    info = {
+        "name": f"chart-{suffix}",
+        "namespace": f"t-chart-{suffix}",
+        "source": f"t-chart-src-{suffix}",
+        "other": f"t-chart-other-{suffix}",
+    }
+    info["fullname"] = f"{info['name']}-testenv-operator"
+    info["sa"] = f"system:serviceaccount:{info['namespace']}:{info['fullname']}"
+    for ns in ("namespace", "source", "other"):
+        _create_namespace(cluster, info[ns])
+    try:
+        helm(cluster, helm_home, "install", info["name"], str(CHART), "--namespace", info["namespace"],
+             "--set", "peering.enabled=true", "--set", f"config.copyAllowlist={{{info['source']}}}",
+             "--wait", "--timeout", "120s")
+        yield info
+        helm(cluster, helm_home, "uninstall", info["name"], "--namespace", info["namespace"],
+             "--wait", "--timeout", "120s")
+
+        def roles_gone() -> bool:
+            left = kubectl(cluster, "get", "clusterroles,clusterrolebindings,clusterkopfpeerings",
+                           "-l", f"app.kubernetes.io/instance={info['name']}", "-o", "name").stdout
+            return not left.strip()
+
+        wait_for(roles_gone, timeout=60, what="cluster-scoped objects of the release to be deleted")
+    finally:
+        helm(cluster, helm_home, "uninstall", info["name"], "--namespace", info["namespace"],
+             "--ignore-not-found", check=False)
+        for ns in ("namespace", "source", "other"):
+            kubectl(cluster, "delete", "namespace", info[ns], "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_install_creates_the_operator_and_its_access(cluster: Cluster, release: dict[str, str]) -> None:
+    ns, full = release["namespace"], release["fullname"]
+    kubectl(cluster, "-n", ns, "get", f"deployment/{full}", f"serviceaccount/{full}", f"service/{full}-metrics")
+    deployment = yaml.safe_load(kubectl(cluster, "-n", ns, "get", f"deployment/{full}", "-o", "yaml").stdout)
+    assert deployment["status"].get("availableReplicas") == 1
+    for concern in ("testenvironments", "kopf", "environments", "results", "copy-sources", "peering"):
+        kubectl(cluster, "get", f"clusterrole/{full}-{concern}")
+    for concern in ("testenvironments", "kopf", "environments", "results", "peering"):
+        binding = yaml.safe_load(kubectl(cluster, "get", f"clusterrolebinding/{full}-{concern}", "-o", "yaml").stdout)
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": full, "namespace": ns}]
+    kubectl(cluster, "-n", release["source"], "get", f"rolebinding/{full}-copy-source")
+    kubectl(cluster, "get", f"clusterkopfpeering/{full}")
+
+
+def test_installed_cluster_roles_have_no_wildcards(cluster: Cluster, release: dict[str, str]) -> None:
+    roles = yaml.safe_load(kubectl(cluster, "get", "clusterroles", "-l",
+                                   f"app.kubernetes.io/instance={release['name']}", "-o", "yaml").stdout)["items"]
+    assert len(roles) == 6
+    assert not rules_with_wildcards(roles)
+
+
+def can_i(cluster: Cluster, release: dict[str, str], *args: str) -> bool:
+    result = kubectl(cluster, "auth", "can-i", f"--as={release['sa']}", *args, check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+ALLOWED = [
+    ("create", "namespaces"),
+    ("delete", "namespaces"),
+    ("patch", "testenvironments.testenv.dev", "--subresource=status", "-A"),
+    ("patch", "testenvironments.testenv.dev", "-A"),
+    ("watch", "testenvironments.testenv.dev", "-A"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "deployments.apps", "-A"),
+    ("watch", "jobs.batch", "-A"),
+    ("delete", "jobs.batch", "-A"),
+    ("patch", "networkpolicies.networking.k8s.io", "-A"),
+    ("create", "secrets", "-A"),
+    ("create", "events", "-A"),
+    ("create", "events.events.k8s.io", "-A"),
+    ("list", "pods", "-A"),
+    ("get", "pods", "--subresource=log", "-A"),
+]
+
+DENIED = [
+    ("get", "secrets", "-A"),
+    ("get", "configmaps", "-A"),
+    ("list", "secrets", "-A"),
+    ("watch", "secrets", "-A"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "-A"),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+    ("bind", "clusterroles.rbac.authorization.k8s.io"),
+    ("impersonate", "serviceaccounts", "-A"),
+    ("create", "pods", "-A"),
+    ("create", "pods", "--subresource=exec", "-A"),
+    ("delete", "deployments.apps", "-A"),
+    ("update", "testenvironments.testenv.dev", "-A"),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("*", "*", "-A"),
+]
+
+
+@pytest.mark.parametrize("check", ALLOWED, ids=[" ".join(c) for c in ALLOWED])
+def test_operator_account_can(cluster: Cluster, release: dict[str, str], check: tuple[str, ...]) -> None:
+    assert can_i(cluster, release, *check)
+
+
+@pytest.mark.parametrize("check", DENIED, ids=[" ".join(c) for c in DENIED])
+def test_operator_account_cannot(cluster: Cluster, release: dict[str, str], check: tuple[str, ...]) -> None:
+    assert not can_i(cluster, release, *check)
+
+
+def test_copy_sources_are_readable_only_where_allowed(cluster: Cluster, release: dict[str, str]) -> None:
+    for verb, resource in (("get", "deployments.apps"), ("list", "services")):
+        assert can_i(cluster, release, verb, resource, "-n", release["source"])
+        assert not can_i(cluster, release, verb, resource, "-n", release["other"])
+
+
+def test_peering_object_is_writable_only_by_name(cluster: Cluster, release: dict[str, str]) -> None:
+    assert can_i(cluster, release, "patch", f"clusterkopfpeerings.kopf.dev/{release['fullname']}")
+    assert not can_i(cluster, release, "patch", "clusterkopfpeerings.kopf.dev/someone-else")
+    assert can_i(cluster, release, "watch", "clusterkopfpeerings.kopf.dev")
