@@ -16,8 +16,9 @@ cluster: testbed  ## start the local test bed, write .cluster/kubeconfig
 cluster-down:  ## stop the local test bed
 	bash hack/testbed/cluster.sh down
 
-crds:  ## regenerate crds/ from the pydantic models
+crds:  ## regenerate crds/ (and the chart's copy) from the pydantic models
 	PYTHONPATH=operator $(PYTHON) -m testenv.crd > crds/testenvironment.yaml
+	bash hack/sync-chart-crds.sh
 
 test: setup testbed  ## every test: unit, contract, component, real servers
 	bash hack/servers.sh

@@ -8,6 +8,7 @@ from datetime import datetime
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from .models import FINISHED_PHASES, JobPhase, Phase, TestEnvironmentStatus
+from .plan import COLLECTING
 
 ENVIRONMENTS = Gauge("testenv_environments", "TestEnvironments by phase, as this operator last saw them", ["phase"])
 PROVISIONING = Histogram(
@@ -46,10 +47,15 @@ def observe_status(uid: str, before: TestEnvironmentStatus, after: TestEnvironme
     if after.ready_at and not (same_run and before.ready_at):
         if (took := _seconds(after.started_at, after.ready_at)) is not None:
             PROVISIONING.observe(took)
-    done_before = {s.name for s in before.tests if same_run and s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED)}
+    done_before = {
+        s.name for s in before.tests
+        if same_run and s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED) and s.message != COLLECTING
+    }
     for suite in after.tests:
         if suite.name in done_before or suite.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             continue
+        if suite.message == COLLECTING:
+            continue  # counted once its results are in
         result = "passed" if suite.phase == JobPhase.SUCCEEDED else "failed"
         if suite.duration_seconds is not None:
             SUITE_DURATION.labels(result).observe(suite.duration_seconds)

@@ -65,6 +65,7 @@ def workload(body: Mapping[str, Any]) -> WorkloadObservation:
     want = spec.get("replicas", 1)
     ready = status.get("readyReplicas", 0) or 0
     updated = status.get("updatedReplicas", 0) or 0
+    total = status.get("replicas", 0) or 0  # old pods of a rollout count here, not in updated
     current = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
     message = f"{ready}/{want} replicas ready"
     for condition in status.get("conditions") or []:
@@ -73,7 +74,7 @@ def workload(body: Mapping[str, Any]) -> WorkloadObservation:
             message += f"; {condition.get('message', 'pods cannot be created')}"
     return WorkloadObservation(
         name=_labels(body).get(LABEL_COMPONENT, meta.get("name", "")),
-        ready=current and ready >= want and updated >= want,
+        ready=current and ready >= want and updated >= want and total <= updated,
         spec_hash=(meta.get("annotations") or {}).get(SPEC_HASH),
         message=message,
     )
@@ -110,7 +111,12 @@ def _summary(message: str | None) -> dict[str, Any] | None:
         data = json.loads(message)
     except ValueError:
         return None
-    if not isinstance(data, dict) or not any(k in data for k in ("passed", "failed", "skipped")):
+    keys = ("passed", "failed", "skipped")
+    if not isinstance(data, dict) or not any(k in data for k in keys):
+        return None
+    # A malformed summary is treated as none, never allowed to break a reconcile.
+    if any(not isinstance(data.get(k, 0), int) or isinstance(data.get(k, 0), bool) or data.get(k, 0) < 0
+           for k in keys):
         return None
     return data
 
@@ -129,18 +135,26 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
         last_per_shard[shard] = pod
     counts, failures, reported = Counts(), [], False
     for pod in last_per_shard.values():
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            summary = _summary(terminated.get("message"))
-            if summary is None:
-                continue
-            reported = True
-            counts = counts + Counts(
-                passed=int(summary.get("passed", 0)),
-                failed=int(summary.get("failed", 0)),
-                skipped=int(summary.get("skipped", 0)),
-            )
-            failures.extend(str(f) for f in summary.get("failures") or [])
-    if not reported:
+        summary = next(
+            (
+                found
+                for status in (pod.get("status") or {}).get("containerStatuses") or []
+                if (found := _summary(((status.get("state") or {}).get("terminated") or {}).get("message")))
+            ),
+            None,
+        )
+        if summary is None:
+            # This shard said nothing: its own outcome counts as one test.
+            if (pod.get("status") or {}).get("phase") == "Failed":
+                counts = counts + Counts(failed=1)
+            elif (pod.get("status") or {}).get("phase") == "Succeeded":
+                counts = counts + Counts(passed=1)
+            continue
+        reported = True
+        counts = counts + Counts(
+            passed=summary.get("passed", 0), failed=summary.get("failed", 0), skipped=summary.get("skipped", 0)
+        )
+        failures.extend(str(f) for f in summary.get("failures") or [])
+    if not reported and counts == Counts():
         counts = Counts(passed=1) if job_phase == JobPhase.SUCCEEDED else Counts(failed=1)
     return SuiteResult(counts=counts, failures=tuple(failures), reported=reported)

@@ -18,7 +18,7 @@ from .build import namespace as namespace_build
 from .build import seeds as seed_build
 from .build import services as service_build
 from .build import stubs as stub_build
-from .build.common import LABEL_RUN, EnvRef
+from .build.common import EnvRef
 from .models import (
     FINISHED_PHASES,
     ComponentKind,
@@ -37,8 +37,13 @@ from .models import (
     TestEnvironmentStatus,
 )
 from .observe import SPEC_HASH, JobObservation, Observed
+from .ordering import gating_seeds, seed_fills, seed_waits_for
 from .settings import Settings
 from .validate import SpecError
+
+
+COLLECTING = "collecting results"
+COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source  # a finished suite whose counts are not read yet
 
 
 @dataclass(frozen=True)
@@ -109,19 +114,6 @@ def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def seed_datastores(spec: TestEnvironmentSpec) -> dict[str, set[str]]:
-    """The datastores each seed fills, through its own `datastore` and its needs."""
-    by_name = {s.name: s for s in spec.seed}
-    result: dict[str, set[str]] = {}
-    for name in TopologicalSorter({s.name: s.needs for s in spec.seed}).static_order():
-        seed = by_name[name]
-        targets = {seed.datastore} if seed.datastore else set()
-        for need in seed.needs:
-            targets |= result.get(need, set())
-        result[name] = targets
-    return result
-
-
 class _Planner:
     def __init__(self, given: PlanInput) -> None:
         self.given = given
@@ -172,23 +164,17 @@ class _Planner:
         if component.copy_from:
             source = self.observed.copy_sources.get(component.name)
             if source is None:
-                return f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} not found"
+                # Nothing is watched in source namespaces; look again in a while.
+                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+                return (
+                    f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} "
+                    "not found; create it or fix spec.services[].copyFrom"
+                )
             return service_build.copied_service_objects(component, source, self.env, self._injected_env())
         return service_build.image_service_objects(component, self.env, self._injected_env())
 
-    def _gating_seeds(self, component: Datastore | Stub | Service, fills: dict[str, set[str]]) -> list[str]:
-        """Seeds that must succeed before this component starts: those filling a
-        datastore it depends on; a seed bound to no datastore gates every
-        component that depends on any datastore."""
-        if isinstance(component, Datastore):
-            return []
-        datastore_deps = set(component.depends_on) & {d.name for d in self.spec.datastores}
-        if not datastore_deps:
-            return []
-        return [name for name, targets in fills.items() if not targets or targets & datastore_deps]
-
     def components(self, seed_phases: dict[str, JobPhase]) -> list[ComponentStatus]:
-        fills = seed_datastores(self.spec)
+        fills = seed_fills(self.spec)
         kinds = {ComponentKind.DATASTORE: self.spec.datastores, ComponentKind.STUB: self.spec.stubs,
                  ComponentKind.SERVICE: self.spec.services}
         kind_of = {c.name: kind for kind, items in kinds.items() for c in items}
@@ -198,7 +184,7 @@ class _Planner:
         for name in order:
             component = by_name[name]
             waiting = [d for d in component.depends_on if not self.ready.get(d)]
-            waiting += [f"seed {s}" for s in self._gating_seeds(component, fills)
+            waiting += [f"seed {s}" for s in gating_seeds(self.spec, component, fills)
                         if seed_phases.get(s) != JobPhase.SUCCEEDED]
             status = ComponentStatus(name=name, kind=kind_of[name])
             self.ready[name] = False
@@ -244,8 +230,7 @@ class _Planner:
                 if seen.phase == JobPhase.FAILED:
                     status.message = seen.message or seen.reason or "the seed Job failed"
             else:
-                targets = [seed.datastore] if seed.datastore else list(datastores)
-                waiting = [t for t in targets if not self.ready.get(t)]
+                waiting = [t for t in seed_waits_for(self.spec, seed) if not self.ready.get(t)]
                 failed_needs = [n for n in seed.needs if phases.get(n) in (JobPhase.FAILED, JobPhase.SKIPPED)]
                 waiting += [n for n in seed.needs if phases.get(n) != JobPhase.SUCCEEDED and n not in failed_needs]
                 if failed_needs:
@@ -328,8 +313,10 @@ class _Planner:
             status.failures = list(known.failures)
             status.duration_seconds = known.duration_seconds or status.duration_seconds
         else:
+            # The outcome is known (and trips failFast); the counts follow
+            # once the pods are read, and the run waits for them.
             self.plan.read_results.append(seen.name)
-            status.phase, status.message = JobPhase.RUNNING, "collecting results"
+            status.message = COLLECTING
         return status
 
     def old_jobs(self, run: int) -> None:
@@ -358,6 +345,7 @@ class _Planner:
             status.phase = Phase.ERROR
             status.message = "; ".join(str(e) for e in given.errors)
             status.components, status.seeds, status.tests = [], [], []
+            status.summary = status.ready_components = status.test_counts = None
             status.conditions = _conditions(given.previous, now, [
                 ("Ready", ConditionStatus.FALSE, "InvalidSpec", status.message)])
             return self._finish(status)
@@ -399,9 +387,12 @@ class _Planner:
         if all_ready and status.ready_at is None:
             status.ready_at = _ts(now)
 
+        same_run = given.previous.run == status.run
+        # Once suites run, a component flapping does not undo their results.
+        testing_started = any(self._job(t.name, status.run) for t in self.spec.tests)
         suites: list[SuiteStatus] = []
-        if all_ready and seeds_done and self.spec.tests:
-            suites = self.suites(status.run, given.previous.tests)
+        if self.spec.tests and seeds_done and (all_ready or testing_started):
+            suites = self.suites(status.run, given.previous.tests if same_run else [])
             suites += self._stub_checks(suites)
         else:
             suites = [SuiteStatus(name=t.name, message="waiting for the environment") for t in self.spec.tests]
@@ -415,7 +406,7 @@ class _Planner:
         if seed_failed:
             status.phase = Phase.FAILED
             status.message = f"seed {seed_failed[0].name} failed: {seed_failed[0].message}"
-        elif not all_ready:
+        elif not all_ready and not testing_started:
             started_seeding = any(s.phase != JobPhase.PENDING or s.message == "starting" for s in seeds)
             status.phase = Phase.SEEDING if started_seeding else Phase.PROVISIONING
             status.message = f"waiting for {len(waiting)} of {len(components)} components: " + "; ".join(waiting)
@@ -425,7 +416,7 @@ class _Planner:
         elif not self.spec.tests:
             status.phase = Phase.READY
             status.message = "all components ready (no tests: preview environment)"
-        elif len(finished_suites) < len(suites):
+        elif len(finished_suites) < len(suites) or self.plan.read_results:
             status.phase = Phase.TESTING
             running = [s.name for s in suites if s.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
             status.message = "testing: " + ", ".join(running)
@@ -450,7 +441,9 @@ class _Planner:
             ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "") if all_ready
             else ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
         )
-        if not self.spec.tests:
+        if status.phase == Phase.TIMED_OUT:
+            tests_condition = ("TestsPassed", ConditionStatus.FALSE, "TimedOut", status.message)
+        elif not self.spec.tests:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, "NoTests", "no test suites: preview environment")
         elif failed_suites or seed_failed:
             tests_condition = ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed",
@@ -461,7 +454,6 @@ class _Planner:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
                                "Running" if status.phase == Phase.TESTING else "Pending", "")
         status.conditions = _conditions(given.previous, now, [ready_condition, tests_condition])
-        same_run = given.previous.run == status.run
         self._suite_events(given.previous.tests if same_run else [], suites)
         self._seed_events(given.previous.seeds if same_run else [], seeds)
         return self._finish(status)
@@ -485,7 +477,7 @@ class _Planner:
     def _suite_events(self, before: list[SuiteStatus], after: list[SuiteStatus]) -> None:
         phases = {s.name: s.phase for s in before}
         for suite in after:
-            if suite.phase == phases.get(suite.name):
+            if suite.phase == phases.get(suite.name) or suite.message == COLLECTING:
                 continue
             counts = f"{suite.passed} passed, {suite.failed} failed, {suite.skipped} skipped"
             if suite.phase == JobPhase.SUCCEEDED:
@@ -503,6 +495,11 @@ class _Planner:
                 self.plan.events.append(Event("Warning", "SeedFailed", f"seed {seed.name}: {seed.message}"))
                 self.plan.log_tails.append(seed_build.run_name(seed.name, self.plan.status.run))
 
+    def _wake_at(self, moment: datetime) -> None:
+        """Ask to be woken at moment, unless something earlier already asked."""
+        seconds = max(0.0, (moment - self.given.now).total_seconds())
+        self.plan.wake_after = seconds if self.plan.wake_after is None else min(self.plan.wake_after, seconds)
+
     def _finish(self, status: TestEnvironmentStatus) -> Plan:
         given, now = self.given, self.given.now
         lifecycle, settings = self.spec.lifecycle, self.settings
@@ -514,12 +511,12 @@ class _Planner:
         ttl = lifecycle.ttl_seconds_after_finished
         ttl = settings.default_ttl_seconds_after_finished if ttl is None else ttl
         expires: datetime | None = None
-        if finished and status.phase != Phase.ERROR:
+        left_behind = status.phase != Phase.ERROR or self.observed.namespace_phase is not None
+        if finished and left_behind:
             expires = finished + timedelta(seconds=ttl if status.phase == Phase.SUCCEEDED else retain)
         elif lifecycle.active_deadline_seconds and started and status.phase not in FINISHED_PHASES:
             expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + retain)
-            self.plan.wake_after = max(
-                0.0, (started + timedelta(seconds=lifecycle.active_deadline_seconds) - now).total_seconds())
+            self._wake_at(started + timedelta(seconds=lifecycle.active_deadline_seconds))
         status.expires_at = _ts(expires) if expires else None
         if expires and status.phase in FINISHED_PHASES:
             if now >= expires:
@@ -528,7 +525,7 @@ class _Planner:
                 if not status.message.startswith("collected"):
                     status.message = f"collected at {_ts(expires)}: {status.message}"
             else:
-                self.plan.wake_after = (expires - now).total_seconds()
+                self._wake_at(expires)
         if status.phase != given.previous.phase:
             warning = status.phase in (Phase.FAILED, Phase.ERROR, Phase.TIMED_OUT)
             self.plan.events.insert(0, Event("Warning" if warning else "Normal", str(status.phase), status.message))
@@ -551,4 +548,4 @@ def plan(given: PlanInput) -> Plan:
     return _Planner(given).run()
 
 
-__all__ = ["Event", "ObjectRef", "Plan", "PlanInput", "plan", "seed_datastores", "LABEL_RUN"]
+__all__ = ["COLLECTING", "Admission", "Event", "ObjectRef", "Plan", "PlanInput", "plan"]

@@ -35,6 +35,10 @@ class Memory:
     copy_sources: dict[tuple[int, str], CopySource | None] = field(default_factory=dict)
     results: dict[str, SuiteResult] = field(default_factory=dict)
     stub_checks: dict[tuple[int, str], SuiteStatus] = field(default_factory=dict)
+    # The status this process last wrote. The body kopf hands over may not
+    # show it yet (its watch event can lag), and planning from an older
+    # status would repeat phase Events or even count a run twice.
+    status: dict[str, Any] | None = None
 
 
 def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecError]]:
@@ -71,7 +75,8 @@ def reconcile(
         uid=uid,
         target_namespace=environment_namespace_name(name, namespace, uid, settings.namespace_prefix),
     )
-    previous = TestEnvironmentStatus.model_validate(body.get("status") or {})
+    written = memory.status if memory.status is not None else body.get("status") or {}
+    previous = TestEnvironmentStatus.model_validate(written)
     spec, errors = _parse_spec(body.get("spec") or {})
     if not errors:
         errors = validate(spec, settings.copy_allowlist)
@@ -83,19 +88,37 @@ def reconcile(
         results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
         stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
     )
-    result = plan(
-        PlanInput(
-            env=env,
-            spec=spec,
-            generation=generation,
-            previous=previous,
-            observed=observed,
-            now=_now(),
-            settings=settings,
-            errors=errors,
-            admission=admission,
+    def planned() -> Any:
+        return plan(
+            PlanInput(
+                env=env,
+                spec=spec,
+                generation=generation,
+                previous=previous,
+                observed=observed,
+                now=now,
+                settings=settings,
+                errors=errors,
+                admission=admission,
+            )
         )
-    )
+
+    now = _now()
+    result = planned()
+    if result.read_results or result.verify_stubs:
+        # Read what the plan asked for and plan again, so no half-known
+        # status (a finished suite without its counts) is ever written.
+        for job_name in result.read_results:
+            pods = kube.job_pods(env.target_namespace, job_name)
+            memory.results[job_name] = suite_result(pods, observed.jobs[job_name].phase)
+        for stub_name in result.verify_stubs:
+            memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, settings)
+        observed = replace(
+            observed,
+            results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
+            stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
+        )
+        result = planned()
 
     for obj in result.apply:
         kube.apply(obj)
@@ -111,23 +134,15 @@ def reconcile(
         kube.delete_environment(namespace, name)
         return None
 
-    followup = bool(result.read_results or result.verify_stubs)
-    for job_name in result.read_results:
-        pods = kube.job_pods(env.target_namespace, job_name)
-        memory.results[job_name] = suite_result(pods, observed.jobs[job_name].phase)
-    for stub_name in result.verify_stubs:
-        memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, settings)
-
     status = result.status.wire()
     if status != previous.wire():
         kube.patch_status(namespace, name, result.status.model_dump(by_alias=True, mode="json"))
+        memory.status = result.status.model_dump(by_alias=True, mode="json")
     for event in result.events:
         kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
     for job_name in result.log_tails:
         _post_log_tail(body, kube, env.target_namespace, job_name)
     metrics.observe_status(uid, previous, result.status)
-    if followup:
-        return 0.0  # results were read: plan again with them at once
     return result.wake_after
 
 
@@ -139,7 +154,8 @@ def _copy_sources(
         if svc.copy_from is None:
             continue
         key = (generation, svc.name)
-        if key not in memory.copy_sources:
+        if memory.copy_sources.get(key) is None:
+            # A missing source is read again next time: it may appear.
             memory.copy_sources[key] = kube.read_copy_source(svc.copy_from.namespace, svc.copy_from.deployment)
         sources[svc.name] = memory.copy_sources[key]
     return sources

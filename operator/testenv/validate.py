@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
 from .models import TestEnvironmentSpec
+from .ordering import start_graph
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class SpecError:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+
+def _instead(options: set[str]) -> str:
+    return f"use one of {sorted(options)} or remove it" if options else "remove it"
 
 
 def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
@@ -41,11 +46,13 @@ def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[
                         SpecError(
                             f"spec.{field}[{i}].dependsOn",
                             f"{dep!r} is not a datastore, stub or service of this environment; "
-                            f"use one of {sorted(components - {item.name}) or 'none'} or remove it",
+                            + _instead(components - {item.name}),
                         )
                     )
                 elif dep == item.name:
-                    errors.append(SpecError(f"spec.{field}[{i}].dependsOn", f"{item.name!r} depends on itself"))
+                    errors.append(
+                        SpecError(f"spec.{field}[{i}].dependsOn", f"{item.name!r} depends on itself; remove it")
+                    )
     for i, svc in enumerate(spec.services):
         if svc.copy_from and svc.copy_from.namespace not in copy_allowlist:
             allowed = ", ".join(sorted(copy_allowlist)) or "none are configured"
@@ -61,16 +68,27 @@ def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[
             errors.append(
                 SpecError(
                     f"spec.seed[{i}].datastore",
-                    f"{seed.datastore!r} is not a datastore of this environment; use one of {sorted(datastores) or 'none'}",
+                    f"{seed.datastore!r} is not a datastore of this environment; "
+                    + (f"use one of {sorted(datastores)}" if datastores else "declare it under spec.datastores"),
                 )
             )
         for need in seed.needs:
             if need not in seeds:
-                errors.append(SpecError(f"spec.seed[{i}].needs", f"{need!r} is not a seed of this environment"))
+                errors.append(
+                    SpecError(
+                        f"spec.seed[{i}].needs",
+                        f"{need!r} is not a seed of this environment; " + _instead(seeds - {seed.name}),
+                    )
+                )
     for i, suite in enumerate(spec.tests):
         for need in suite.needs:
             if need not in suites:
-                errors.append(SpecError(f"spec.tests[{i}].needs", f"{need!r} is not a test suite of this environment"))
+                errors.append(
+                    SpecError(
+                        f"spec.tests[{i}].needs",
+                        f"{need!r} is not a test suite of this environment; " + _instead(suites - {suite.name}),
+                    )
+                )
 
     if errors:  # a cycle check over dangling references would only add noise
         return errors
@@ -84,4 +102,14 @@ def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[
             errors.append(
                 SpecError(field, f"dependency cycle {' -> '.join(reversed(cycle))}; remove one of these edges")
             )
+    if not errors and (cycle := _cycle(start_graph(spec))):
+        # Each graph alone is fine, but together (seeds wait for datastores,
+        # services for the seeds filling theirs) nothing could ever start.
+        errors.append(
+            SpecError(
+                "spec",
+                f"dependency cycle across seeds and dependsOn: {' -> '.join(reversed(cycle))}; "
+                "give the seed a datastore, or drop one dependsOn",
+            )
+        )
     return errors

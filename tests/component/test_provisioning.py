@@ -219,11 +219,11 @@ def test_kubectl_get_shows_phase_and_readiness(ready_environment, cluster, envir
 
 
 def test_every_phase_change_is_an_event(ready_environment, core, environments):
-    events = core.list_namespaced_event(
-        environments.namespace, field_selector="involvedObject.name=pr-1234"
-    ).items
-    reasons = {e.reason for e in events}
-    assert {"Provisioning", "Ready"} <= reasons
+    def reasons() -> set[str]:
+        events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=pr-1234")
+        return {e.reason for e in events.items}
+
+    wait_for(lambda: {"Provisioning", "Ready"} <= reasons(), timeout=15, what="phase-change Events")
 
 
 def test_reapplying_the_same_spec_creates_no_duplicates(ready_environment, environments, apps):
@@ -279,8 +279,11 @@ def test_whole_spec_errors_end_in_error_and_create_nothing(environments, core, s
     ready = {c["type"]: c for c in status["conditions"]}["Ready"]
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
     assert _our_namespaces(core, created["metadata"]["uid"]) == []
-    events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=broken").items
-    assert any(e.reason == "Error" and field in e.message for e in events)
+    def error_event() -> bool:
+        events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=broken")
+        return any(e.reason == "Error" and field in e.message for e in events.items)
+
+    wait_for(error_event, timeout=15, what="an Error Event naming the field")
 
 
 def test_fixing_an_invalid_spec_provisions_it(environments):

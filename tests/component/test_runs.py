@@ -81,9 +81,11 @@ def test_a_failed_suite_fails_the_run_and_cancels_suites_not_started(environment
     assert suites["e2e"]["phase"] == "Skipped" and "failFast" in suites["e2e"]["message"]
     tests_passed = {c["type"]: c for c in status["conditions"]}["TestsPassed"]
     assert tests_passed["status"] == "False" and "unit" in tests_passed["message"]
-    seen = events(core, environments.namespace, "red")
-    assert any(e.reason == "SuiteFailed" and "unit" in e.message for e in seen)
-    assert any(e.reason == "FailureLogs" and "unit-r1" in e.message for e in seen)
+    # Events are posted after the status is written: wait for them too.
+    wait_for(lambda: any(e.reason == "SuiteFailed" and "unit" in e.message
+                         for e in events(core, environments.namespace, "red")), timeout=15, what="SuiteFailed event")
+    wait_for(lambda: any(e.reason == "FailureLogs" and "unit-r1" in e.message
+                         for e in events(core, environments.namespace, "red")), timeout=15, what="FailureLogs event")
 
 
 def test_without_fail_fast_the_other_suites_still_run(environments):
@@ -140,8 +142,9 @@ def test_a_failed_seed_fails_the_run_before_any_suite(environments, core, batch)
     assert not components["api"]["ready"] and "seed schema" in components["api"]["message"]
     jobs = [j.metadata.name for j in batch.list_namespaced_job(status["namespace"]).items]
     assert jobs == ["schema-r1"]
-    seen = events(core, environments.namespace, "bad-seed")
-    assert any(e.reason == "FailureLogs" and "syntax error" in e.message for e in seen)
+    wait_for(lambda: any(e.reason == "FailureLogs" and "syntax error" in e.message
+                         for e in events(core, environments.namespace, "bad-seed")),
+             timeout=15, what="the seed's log tail as an Event")
 
 
 def test_a_spec_change_starts_a_new_run_and_removes_the_old_runs_jobs(environments, batch):

@@ -246,7 +246,7 @@ def test_a_model_rule_is_reported_on_its_item():
 
 def test_whole_spec_rules_are_checked_too():
     body = with_spec(tests=[{"name": "e2e", "image": "x", "needs": ["nope"]}])
-    assert problems_of(body) == ["spec.tests[0].needs: 'nope' is not a test suite of this environment"]
+    assert problems_of(body) == ["spec.tests[0].needs: 'nope' is not a test suite of this environment; remove it"]
 
 
 def test_the_copy_policy_is_left_to_the_operator():

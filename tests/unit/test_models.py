@@ -157,11 +157,6 @@ def test_stub_verification_defaults_to_at_least_one_request() -> None:
     assert StubVerification.model_validate({"request": {"urlPath": "/x"}}).count.at_least == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: models.Quantity is int|str with no pattern, so 'lots' passes the CRD and the models and "
-    "only fails when the ResourceQuota is applied (every reconcile raises)",
-)
 def test_resource_quota_refuses_values_that_are_not_quantities() -> None:
     assert "cpu" in refused(ResourceQuota, {"cpu": "lots"})
 

@@ -94,11 +94,6 @@ def test_long_names_that_share_a_prefix_still_differ_by_hash() -> None:
     assert a != b
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build/common.environment_namespace_name keeps dots from the TestEnvironment's name "
-    "(a DNS subdomain such as 'release.v2'), producing an invalid namespace name",
-)
 def test_namespace_name_of_a_dotted_environment_name_is_a_dns_label() -> None:
     assert DNS_LABEL.fullmatch(environment_namespace_name("release.v2", "ci", "uid-1"))
 
@@ -121,11 +116,6 @@ def test_component_labels_add_component_and_kind() -> None:
     assert env_labels(ENV).items() <= labels.items()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build/common.env_labels puts the TestEnvironment's name (up to 253 characters) into a "
-    "label value, which Kubernetes limits to 63: every apply fails for such an environment",
-)
 def test_labels_are_valid_for_a_long_environment_name() -> None:
     env = EnvRef(
         name="e" * 80, namespace="ci", uid="u", target_namespace=environment_namespace_name("e" * 80, "ci", "u")

@@ -292,11 +292,6 @@ def test_copy_keeps_source_env_adds_injected_env_and_own_env_wins() -> None:
     assert len(names) == len(set(names))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build/services._override_container keeps a source env var over the injected <NAME>_URL "
-    "of the same name, so a copy of staging keeps talking to staging's datastore",
-)
 def test_copy_points_injected_urls_at_the_environments_datastores_not_the_sources() -> None:
     source = source_deployment()
     source["spec"]["template"]["spec"]["containers"][0]["env"].append(
@@ -409,11 +404,6 @@ def test_load_balancer_service_becomes_cluster_ip_without_balancer_fields() -> N
         assert field not in spec, field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build/services strips clusterIP unconditionally, so a headless source Service "
-    "(clusterIP: None, a choice not an allocation) is copied as a normal ClusterIP Service",
-)
 def test_headless_service_stays_headless() -> None:
     headless = source_service(clusterIP="None", clusterIPs=["None"])
     assert copied(services=[headless])["Service"][0]["spec"].get("clusterIP") == "None"

@@ -33,14 +33,21 @@ def environment_namespace_name(name: str, namespace: str, uid: str, prefix: str 
     """te-<name>-<hash>, at most 63 characters; the hash keeps two namespaces'
     environments of one name apart."""
     digest = hashlib.sha256(f"{namespace}/{name}/{uid}".encode()).hexdigest()[:5]
-    stem = f"{prefix}-{name}"[: 63 - len(digest) - 1].rstrip("-")
+    # Resource names may hold dots; namespace names (DNS labels) may not.
+    stem = f"{prefix}-{name.replace('.', '-')}"[: 63 - len(digest) - 1].rstrip("-")
     return f"{stem}-{digest}"
+
+
+def label_value(value: str) -> str:
+    """A name as a label value: at most 63 characters, alphanumeric at both ends.
+    The uid label, not this one, is what links objects to their owner."""
+    return value[:63].rstrip("-_.")
 
 
 def env_labels(env: EnvRef) -> dict[str, str]:
     return {
         LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_ENV_NAME: env.name,
+        LABEL_ENV_NAME: label_value(env.name),
         LABEL_ENV_NAMESPACE: env.namespace,
         LABEL_ENV_UID: env.uid,
     }

@@ -131,8 +131,9 @@ def _override_container(container: dict[str, Any], svc: Service, injected_env: l
         container["args"] = svc.args
     if svc.readiness_probe:
         container["readinessProbe"] = svc.readiness_probe
-    own = [e for e in container.get("env", []) if e["name"] not in {v.name for v in svc.env}]
-    container["env"] = merge_env(injected_env, own + env_list(svc.env))
+    # The spec's env wins; then what points at this environment's datastores
+    # and stubs; the copied config (which may point at staging's) comes last.
+    container["env"] = merge_env(merge_env(container.get("env", []), injected_env), env_list(svc.env))
 
 
 def _harden(pod_spec: dict[str, Any]) -> None:
@@ -181,9 +182,10 @@ def copied_service_objects(
     }
     objects = [deployment]
     for source_service in source.services:
-        service_spec = {
-            k: v for k, v in copy.deepcopy(source_service.get("spec", {})).items() if k not in _CLUSTER_SET_SERVICE_SPEC
-        }
+        source_spec = copy.deepcopy(source_service.get("spec", {}))
+        service_spec = {k: v for k, v in source_spec.items() if k not in _CLUSTER_SET_SERVICE_SPEC}
+        if source_spec.get("clusterIP") == "None":
+            service_spec["clusterIP"] = "None"  # headless is a choice, not an allocation
         for port in service_spec.get("ports", []):
             port.pop("nodePort", None)
         if service_spec.get("type") in ("NodePort", "LoadBalancer"):
