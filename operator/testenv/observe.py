@@ -84,6 +84,7 @@ def job(body: Mapping[str, Any]) -> JobObservation:
     meta, status = body.get("metadata", {}), body.get("status") or {}
     labels = _labels(body)
     phase, reason, message = JobPhase.RUNNING, "", ""
+    ended = status.get("completionTime")  # set on success only
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
@@ -91,6 +92,7 @@ def job(body: Mapping[str, Any]) -> JobObservation:
             phase = JobPhase.SUCCEEDED
         elif condition.get("type") == "Failed":
             phase, reason, message = JobPhase.FAILED, condition.get("reason", ""), condition.get("message", "")
+            ended = ended or condition.get("lastTransitionTime")
     return JobObservation(
         name=meta.get("name", ""),
         component=labels.get(LABEL_COMPONENT, ""),
@@ -100,7 +102,7 @@ def job(body: Mapping[str, Any]) -> JobObservation:
         reason=reason,
         message=message,
         start_time=status.get("startTime"),
-        completion_time=status.get("completionTime"),
+        completion_time=ended,
     )
 
 

@@ -330,3 +330,19 @@ def test_containers_not_terminated_are_tolerated() -> None:
 def test_a_summary_with_non_numeric_counts_does_not_crash(message: str) -> None:
     got = suite_result([pod(message)], JobPhase.FAILED)
     assert got.counts.failed >= 1
+
+
+def test_a_failed_job_ends_when_its_failed_condition_was_set() -> None:
+    from testenv.observe import job as job_observation
+
+    body = {
+        "metadata": {"name": "e2e-r1", "labels": {}},
+        "status": {
+            "startTime": "2026-01-01T00:00:00Z",
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "lastTransitionTime": "2026-01-01T00:00:07Z"},
+            ],
+        },
+    }
+    assert job_observation(body).completion_time == "2026-01-01T00:00:07Z"
