@@ -20,6 +20,9 @@ crds:  ## regenerate crds/ (and the chart's copy) from the pydantic models
 	PYTHONPATH=operator $(PYTHON) -m testenv.crd > crds/testenvironment.yaml
 	bash hack/sync-chart-crds.sh
 
+demo: setup testbed  ## the local demo: test bed, operator, the order-flow example to Succeeded
+	bash hack/demo.sh
+
 test: setup testbed  ## every test: unit, contract, component, real servers
 	bash hack/servers.sh
 	$(PYTHON) -m pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 
 
@@ -12,6 +13,13 @@ def main() -> None:
         args.append("--standalone")
     else:
         args += ["--peering", os.environ.get("TESTENV_PEERING", "testenv-operator")]
+        priority = os.environ.get("TESTENV_PEERING_PRIORITY", "")
+        if priority == "auto":
+            # kopf pauses every peer of equal priority; distinct random ones
+            # let exactly one replica act and another take over when it dies.
+            priority = str(random.SystemRandom().randint(1, 1_000_000))
+        if priority:
+            args += ["--priority", priority]
     if port := os.environ.get("TESTENV_HEALTH_PORT"):
         host = os.environ.get("TESTENV_HEALTH_HOST", "0.0.0.0")
         args += ["--liveness", f"http://{host}:{port}/healthz"]
