@@ -1,0 +1,71 @@
+"""Two operator replicas with kopf peering (as the chart runs them): one acts,
+the other stands by, and takes over when the first one dies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from operator_support import kubectl
+from testbed_support import ROOT, wait_for
+
+pytestmark = pytest.mark.component
+
+
+@pytest.fixture
+def peered_pair(cluster, operator, tmp_path):
+    """Stop the standalone test operator; run two peered replicas instead."""
+    name = f"testenv-pytest-{uuid.uuid4().hex[:6]}"
+    kubectl(cluster, "apply", "--server-side", "-f", str(ROOT / "charts/testenv-operator/crds/kopf-peerings.yaml"))
+    kubectl(cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
+    kubectl(cluster, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {name}\n")
+    operator.stop()
+    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name, "TESTENV_PEERING_PRIORITY": "auto",
+                          "TESTENV_METRICS_PORT": "0"}
+    replicas = []
+    for i in range(2):
+        replica = replace(operator, env=dict(env), log_path=tmp_path / f"replica-{i}.log", process=None)
+        replica.env["TESTENV_HEALTH_PORT"] = str(int(operator.env["TESTENV_HEALTH_PORT"]) + 100 + i)
+        replica.health_port = int(replica.env["TESTENV_HEALTH_PORT"])
+        replica.start()
+        replicas.append(replica)
+    try:
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.stop()
+        kubectl(cluster, "delete", "clusterkopfpeering", name, "--wait=false", check=False)
+        operator.start()
+
+
+def _acting(replica) -> bool:
+    # kopf starts paused until it has seen the peering object, resumes when no
+    # live peer has a higher priority, and pauses again when one appears.
+    logs = replica.logs()
+    return logs.rfind("Resuming operations after the pause") > logs.rfind("Pausing operations in favour of")
+
+
+def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, environments, batch):
+    first, second = peered_pair
+    def exactly_one_acting():
+        acting = [r for r in peered_pair if _acting(r)]
+        return acting[0] if len(acting) == 1 else None
+
+    active = wait_for(exactly_one_acting, timeout=60, what="exactly one replica acting")
+    standby = second if active is first else first
+
+    spec = {"datastores": [{"name": "cache", "engine": "redis"}],
+            "tests": [{"name": "smoke", "image": "t",
+                       "podAnnotations": {"testenv.dev/simulate-termination-message": '{"passed": 1}'}}]}
+    environments.apply("peered", spec)
+    status = environments.wait_phase("peered", "Succeeded", timeout=90)
+    assert [j.metadata.name for j in batch.list_namespaced_job(status["namespace"]).items] == ["smoke-r1"]
+
+    assert not _acting(standby), "the standby acted while the active replica was alive"
+    active.kill()
+    # The dead replica's keep-alive expires (kopf's 60 s lifetime), then the standby resumes.
+    wait_for(lambda: _acting(standby), timeout=150, what="the standby taking over")
+    environments.apply("after-failover", spec)
+    assert environments.wait_phase("after-failover", "Succeeded", timeout=90)["summary"]["passed"] == 1
