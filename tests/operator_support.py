@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import socket
 import subprocess
@@ -21,6 +22,11 @@ from testbed_support import BIN, ROOT, Cluster, wait_for
 
 GROUP, VERSION, PLURAL = "testenv.dev", "v1alpha1", "testenvironments"
 COPY_SOURCE_NAMESPACE = "testenv-copy-source"
+
+
+def _die_with_parent() -> None:
+    """An interrupted test run must not leave an operator acting on the cluster."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -58,6 +64,7 @@ class OperatorProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            preexec_fn=_die_with_parent,
         )
         url = f"http://127.0.0.1:{self.health_port}/healthz"
 

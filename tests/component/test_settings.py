@@ -1,0 +1,57 @@
+"""Operator settings that change lifecycle behaviour, with the operator
+restarted under them: delete the record after collection, and an orphan
+sweep that only reports."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from testbed_support import wait_for
+
+pytestmark = pytest.mark.component
+
+
+@pytest.fixture
+def reconfigured(operator, tmp_path):
+    operator.stop()
+    other = replace(operator, env=operator.env | {
+        "TESTENV_DELETE_RESOURCE_AFTER_COLLECTION": "true",
+        "TESTENV_ORPHAN_SWEEP_DRY_RUN": "true",
+    }, log_path=tmp_path / "operator.log", process=None)
+    other.start()
+    try:
+        yield other
+    finally:
+        other.stop()
+        operator.start()
+
+
+def test_the_record_is_deleted_after_collection_when_configured(reconfigured, environments, core):
+    environments.apply("gone", {"lifecycle": {"ttlSecondsAfterFinished": 1},
+                                "tests": [{"name": "t", "image": "i"}]})
+    status = environments.wait_phase("gone", "Succeeded", timeout=60)
+    wait_for(lambda: not environments.exists("gone"), timeout=60, what="the TestEnvironment deleted")
+    with pytest.raises(ApiException) as missing:
+        core.read_namespace(status["namespace"])
+    assert missing.value.status == 404
+
+
+def test_a_dry_run_sweep_reports_orphans_and_keeps_them(reconfigured, core):
+    name = f"te-orphan-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={
+        "app.kubernetes.io/managed-by": "testenv-operator",
+        "testenv.dev/environment": "gone",
+        "testenv.dev/environment-namespace": "ci",
+        "testenv.dev/environment-uid": str(uuid.uuid4()),
+    })))
+    try:
+        wait_for(lambda: f"would delete namespace {name} (dry run)" in reconfigured.logs(), timeout=60,
+                 what="the dry-run report")
+        assert core.read_namespace(name).status.phase == "Active"
+    finally:
+        core.delete_namespace(name)
