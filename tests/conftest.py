@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
-
 from testbed_support import BIN, ROOT, Cluster, start_or_reuse
 
 

@@ -17,7 +17,6 @@ import urllib3
 import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-
 from testbed_support import BIN, ROOT, Cluster, wait_for
 
 GROUP, VERSION, PLURAL = "testenv.dev", "v1alpha1", "testenvironments"

@@ -34,6 +34,16 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, interv
         time.sleep(interval)
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Ask a server to stop; kill it if it will not."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def reachable(kubeconfig: str) -> bool:
     kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
     try:

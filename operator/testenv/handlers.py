@@ -12,9 +12,14 @@ from typing import Any
 import kopf
 
 from . import metrics, models
-from .build.common import LABEL_ENV_UID, LABEL_MANAGED_BY, MANAGED_BY, environment_namespace_name
-from .kube import Kube, load_client
 from .admission import WAITING, EnvSummary, admit
+from .build.common import (
+    LABEL_ENV_UID,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    environment_namespace_name,
+)
+from .kube import Kube, load_client
 from .observe import Observed, job, workload
 from .reconcile import Memory, reconcile
 from .settings import get_settings

@@ -41,7 +41,6 @@ from .ordering import gating_seeds, seed_fills, seed_waits_for
 from .settings import Settings
 from .validate import SpecError
 
-
 COLLECTING = "collecting results"
 COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source  # a finished suite whose counts are not read yet
 

@@ -18,7 +18,14 @@ from . import metrics
 from .build.common import EnvRef, environment_namespace_name
 from .build.services import CopySource
 from .kube import Kube
-from .models import FINISHED_PHASES, JobPhase, Phase, SuiteStatus, TestEnvironmentSpec, TestEnvironmentStatus
+from .models import (
+    FINISHED_PHASES,
+    JobPhase,
+    Phase,
+    SuiteStatus,
+    TestEnvironmentSpec,
+    TestEnvironmentStatus,
+)
 from .observe import Observed, SuiteResult, suite_result
 from .plan import Admission, PlanInput, plan
 from .settings import Settings

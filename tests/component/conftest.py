@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
 from operator_support import (
     COPY_SOURCE_NAMESPACE,
     Environments,

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
-
 from testbed_support import ROOT, wait_for
 
 pytestmark = pytest.mark.component

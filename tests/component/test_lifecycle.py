@@ -12,7 +12,6 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
 from testbed_support import wait_for
 
 pytestmark = pytest.mark.component

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
 from testbed_support import wait_for
 
 pytestmark = pytest.mark.component

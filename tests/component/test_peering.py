@@ -7,7 +7,6 @@ import uuid
 from dataclasses import replace
 
 import pytest
-
 from operator_support import kubectl
 from testbed_support import ROOT, wait_for
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, watch
-
 from operator_support import COPY_SOURCE_NAMESPACE, kubectl
 from testbed_support import wait_for
 

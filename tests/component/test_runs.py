@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from operator_support import kubectl
 from testbed_support import wait_for
 

@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
 from testbed_support import wait_for
 
 pytestmark = pytest.mark.component

@@ -9,7 +9,6 @@ import uuid
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
 from testbed_support import BIN, wait_for
 
 pytestmark = pytest.mark.component

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from operator_support import kubectl
 from testbed_support import ROOT
 

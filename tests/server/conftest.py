@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
+from testbed_support import stop_process
 from testenv.build.common import EnvRef
 from testenv.build.stubs import HEALTH_PATH, stub_objects, wiremock_args
 from testenv.models import Stub
@@ -124,12 +124,7 @@ def run_wiremock(
             _wait_until_healthy(process, base_url, log)
             yield WireMock(base_url=base_url, root_dir=root_dir, log=log)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+            stop_process(process)
 
     return run
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testbed_support import stop_process
 
 START_DEADLINE_SECONDS = 60.0
 # Every character a URL or a shell could trip over: proves the quoting.
@@ -150,12 +151,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         _wait_until(lambda: redis_cli(server, "ping") == "PONG", "redis-server", log, process)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process)
 
 
 @pytest.fixture

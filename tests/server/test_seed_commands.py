@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from datastore_servers import Server, redis_cli
-
 from testenv.build.datastores import connection
 from testenv.build.seeds import DATASTORE_ENV, seed_command
 from testenv.models import Datastore, Engine

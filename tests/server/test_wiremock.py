@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-
 from testenv.models import JobPhase, Stub, SuiteStatus
 from testenv.stubverify import verify_stub
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from testenv.cli.cluster import CliError, connect
 
 

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from testenv.cli import main as cli
 from testenv.cli.cluster import CliError, Connection
 from testenv.cli.follow import follow
+from typer.testing import CliRunner
 
 runner = CliRunner()
 

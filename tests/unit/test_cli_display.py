@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
-
 from testenv.cli import display
 from testenv.models import (
     ComponentKind,

@@ -7,7 +7,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from testenv.cli.manifest import (
     ManifestError,
     Override,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from testenv.cli.outcome import exit_code, is_current, is_done, parse_duration, stuck_message
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-
 from testenv.build.common import (
     LABEL_COMPONENT,
     LABEL_KIND,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from testenv.report import (
     MAX_FAILURE_NAME,
     TERMINATION_MESSAGE_LIMIT,

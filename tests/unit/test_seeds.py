@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from testenv.build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN, EnvRef
 from testenv.build.datastores import url_env
 from testenv.build.seeds import DATASTORE_ENV, seed_command, seed_objects

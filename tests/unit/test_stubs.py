@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from testenv.build.common import LABEL_COMPONENT, LABEL_ENV_UID, LABEL_KIND, EnvRef
 from testenv.build.stubs import (
     ANNOTATION_MAPPINGS_HASH,

@@ -72,13 +72,20 @@ def _container(svc: Service, injected_env: list[dict[str, Any]]) -> dict[str, An
         "securityContext": container_security_context(),
         "ports": [{"containerPort": p.target_port or p.port} for p in svc.ports],
     }
+    _apply_overrides(container, svc)
+    return container
+
+
+def _apply_overrides(container: dict[str, Any], svc: Service) -> None:
+    """What the spec says of the container wins over what it had."""
+    if svc.image:
+        container["image"] = svc.image
     if svc.command:
         container["command"] = svc.command
     if svc.args:
         container["args"] = svc.args
     if svc.readiness_probe:
         container["readinessProbe"] = svc.readiness_probe
-    return container
 
 
 def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> dict[str, Any]:
@@ -123,14 +130,7 @@ def image_service_objects(svc: Service, env: EnvRef, injected_env: list[dict[str
 
 
 def _override_container(container: dict[str, Any], svc: Service, injected_env: list[dict[str, Any]]) -> None:
-    if svc.image:
-        container["image"] = svc.image
-    if svc.command:
-        container["command"] = svc.command
-    if svc.args:
-        container["args"] = svc.args
-    if svc.readiness_probe:
-        container["readinessProbe"] = svc.readiness_probe
+    _apply_overrides(container, svc)
     # The spec's env wins; then what points at this environment's datastores
     # and stubs; the copied config (which may point at staging's) comes last.
     container["env"] = merge_env(merge_env(container.get("env", []), injected_env), env_list(svc.env))

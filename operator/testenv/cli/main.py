@@ -29,7 +29,13 @@ from . import display
 from .cluster import CliError, Environments, connect
 from .follow import Outcome, follow, read_status
 from .manifest import ManifestError, check, load_manifest, prepare
-from .outcome import EXIT_ERROR, EXIT_INTERRUPTED, exit_code, parse_duration, stuck_message
+from .outcome import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    exit_code,
+    parse_duration,
+    stuck_message,
+)
 
 app = typer.Typer(
     name="testenv",
