@@ -221,12 +221,19 @@ async def run_environment(
 
 
 @kopf.on.delete(*TE)
-def collect_on_delete(name: str, namespace: str, uid: str, environments_by_uid: kopf.Index, **_: Any) -> None:
+def collect_on_delete(
+    name: str, namespace: str, uid: str, body: kopf.Body, status: kopf.Status, environments_by_uid: kopf.Index,
+    **_: Any,
+) -> None:
     """Delete the environment's namespace; release the finalizer only once it is gone."""
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
     kube = _kube()
     if kube.namespace_exists(target):
+        if status.get("phase") != "Terminating":
+            message = f"deleting namespace {target}"
+            kube.patch_status(namespace, name, {"phase": "Terminating", "message": message})
+            kopf.event(body, type="Normal", reason="Terminating", message=message)
         kube.delete_namespace(target)
         raise kopf.TemporaryError(f"waiting for namespace {target} to be deleted", delay=2)
     metrics.forget(uid)
