@@ -21,11 +21,13 @@ def peered_pair(cluster, operator, tmp_path):
     kubectl(cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     kubectl(cluster, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {name}\n")
     operator.stop()
-    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name, "TESTENV_PEERING_PRIORITY": "auto",
-                          "TESTENV_METRICS_PORT": "0"}
+    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name, "TESTENV_METRICS_PORT": "0"}
     replicas = []
-    for i in range(2):
-        replica = replace(operator, env=dict(env), log_path=tmp_path / f"replica-{i}.log", process=None)
+    # Distinct priorities, as the chart's "auto" gives; the later replica is
+    # the higher one, so the first must step back when it appears.
+    for i, priority in enumerate(("100", "200")):
+        replica = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY=priority),
+                          log_path=tmp_path / f"replica-{i}.log", process=None)
         replica.env["TESTENV_HEALTH_PORT"] = str(int(operator.env["TESTENV_HEALTH_PORT"]) + 100 + i)
         replica.health_port = int(replica.env["TESTENV_HEALTH_PORT"])
         replica.start()
