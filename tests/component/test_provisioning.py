@@ -9,54 +9,15 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from guide import guide_spec
 from kubernetes import client, watch
 from operator_support import COPY_SOURCE_NAMESPACE, kubectl
 from testbed_support import wait_for
 
 pytestmark = pytest.mark.component
 
-GUIDE_ENVIRONMENT = {
-    "lifecycle": {"activeDeadlineSeconds": 1800},
-    "isolation": {"networkPolicy": True, "resourceQuota": {"cpu": "4", "memory": "8Gi", "pods": "30"}},
-    "datastores": [
-        {"name": "orders-db", "engine": "postgres", "version": "16", "database": "orders_test"},
-        {"name": "cache", "engine": "redis", "version": "7"},
-    ],
-    "stubs": [
-        {
-            "name": "payment-gateway",
-            "port": 8080,
-            "mappings": [
-                {
-                    "request": {"method": "POST", "urlPath": "/charge"},
-                    "response": {"status": 200, "jsonBody": {"status": "success"}, "fixedDelayMilliseconds": 50},
-                }
-            ],
-        }
-    ],
-    "services": [
-        {
-            "name": "order-service",
-            "image": "ghcr.io/acme/order-service:sha-abc123",
-            "ports": [{"port": 80, "targetPort": 8080}],
-            "env": [{"name": "PAYMENT_URL", "value": "http://payment-gateway:8080"}],
-            "dependsOn": ["orders-db", "cache", "payment-gateway"],
-            "readinessProbe": {"httpGet": {"path": "/health", "port": 8080}},
-        },
-        {
-            "name": "inventory-service",
-            "copyFrom": {"namespace": COPY_SOURCE_NAMESPACE, "deployment": "inventory-service"},
-            "image": "ghcr.io/acme/inventory-service:sha-def456",
-        },
-    ],
-    "seed": [
-        {
-            "name": "schema",
-            "datastore": "orders-db",
-            "sql": "CREATE TABLE orders (id text primary key, status text, total numeric);",
-        }
-    ],
-}
+# The example without its suites: a preview environment that stays Ready.
+GUIDE_ENVIRONMENT = guide_spec(copy_namespace=COPY_SOURCE_NAMESPACE, with_tests=False)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +157,7 @@ def test_components_start_only_after_their_dependencies_are_ready(ready_environm
     # The schema seed fills orders-db, which order-service uses: it ran first.
     (job,) = batch.list_namespaced_job(status["namespace"], label_selector="testenv.dev/component=schema").items
     assert job.status.succeeded == 1
-    assert {s["name"]: s["phase"] for s in status["seeds"]} == {"schema": "Succeeded"}
+    assert {s["name"]: s["phase"] for s in status["seeds"]} == {"schema": "Succeeded", "fixtures": "Succeeded"}
 
 
 def test_copied_service_keeps_source_config_with_overrides(ready_environment, apps):
