@@ -254,10 +254,13 @@ class _Planner:
         known = {s.name: s for s in previous}
         phases: dict[str, JobPhase] = {}
         statuses: dict[str, SuiteStatus] = {}
-        fail_fast_tripped = False
+        # Outcomes come only from Jobs, so a fail-fast failure is known up front
+        # and cancels every suite not started yet, in whatever order.
+        fail_fast_tripped = any(
+            t.fail_fast and (seen := self._job(t.name, run)) is not None and seen.phase == JobPhase.FAILED
+            for t in self.spec.tests
+        )
         for name in TopologicalSorter({t.name: t.needs for t in self.spec.tests}).static_order():
-            if any(phases.get(n) == JobPhase.FAILED and by_name[n].fail_fast for n in phases):
-                fail_fast_tripped = True
             suite = by_name[name]
             seen = self._job(name, run)
             status = SuiteStatus(name=name)
@@ -277,16 +280,6 @@ class _Planner:
                     status.message = "starting"
             phases[name] = status.phase
             statuses[name] = status
-        # A fail-fast failure found late still cancels what has not started.
-        if any(s.phase == JobPhase.FAILED and by_name[s.name].fail_fast for s in statuses.values()):
-            for status in statuses.values():
-                if status.phase == JobPhase.PENDING:
-                    status.phase, status.message = JobPhase.SKIPPED, "cancelled: an earlier suite failed (failFast)"
-            self.plan.apply = [
-                o for o in self.plan.apply
-                if not (o["kind"] == "Job" and statuses.get(o["metadata"]["labels"].get("testenv.dev/suite", ""),
-                                                             SuiteStatus(name="")).phase == JobPhase.SKIPPED)
-            ]
         return [statuses[t.name] for t in self.spec.tests]
 
     def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
