@@ -49,13 +49,10 @@ def _acting(replica) -> bool:
 
 
 def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, environments, batch):
-    first, second = peered_pair
-    def exactly_one_acting():
-        acting = [r for r in peered_pair if _acting(r)]
-        return acting[0] if len(acting) == 1 else None
-
-    active = wait_for(exactly_one_acting, timeout=60, what="exactly one replica acting")
-    standby = second if active is first else first
+    standby, active = peered_pair  # started in this order; the second has the higher priority
+    wait_for(lambda: "Pausing operations in favour of" in standby.logs(), timeout=60,
+             what="the lower-priority replica stepping back")
+    wait_for(lambda: _acting(active) and not _acting(standby), timeout=60, what="exactly one replica acting")
 
     spec = {"datastores": [{"name": "cache", "engine": "redis"}],
             "tests": [{"name": "smoke", "image": "t",
