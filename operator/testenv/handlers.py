@@ -229,12 +229,13 @@ def collect_on_delete(
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
     kube = _kube()
-    if kube.namespace_exists(target):
-        if status.get("phase") != "Terminating":
+    phase = kube.namespace_phase(target)
+    if phase is not None:
+        if phase != "Terminating":  # one delete; the retries below only wait
             message = f"deleting namespace {target}"
             kube.patch_status(namespace, name, {"phase": "Terminating", "message": message})
             kopf.event(body, type="Normal", reason="Terminating", message=message)
-        kube.delete_namespace(target)
+            kube.delete_namespace(target)
         raise kopf.TemporaryError(f"waiting for namespace {target} to be deleted", delay=2)
     metrics.forget(uid)
     _wake_waiting(environments_by_uid)

@@ -114,14 +114,15 @@ class Kube:
             for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:
                 del self._applied[key]
 
-    def namespace_exists(self, name: str) -> bool:
+    def namespace_phase(self, name: str) -> str | None:
+        """Active, Terminating, or None when there is no such namespace."""
         try:
-            self.core.read_namespace(name)
+            found = self.core.read_namespace(name)
         except ApiException as exc:
             if exc.status == 404:
-                return False
+                return None
             raise
-        return True
+        return "Terminating" if found.metadata.deletion_timestamp else (found.status.phase or "Active")
 
     def delete_environment(self, namespace: str, name: str) -> None:
         try:

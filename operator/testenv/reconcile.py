@@ -133,7 +133,7 @@ def reconcile(
         kube.create_once(obj)
     for ref in result.delete:
         kube.delete(ref)
-    if result.collect_namespace and observed.namespace_phase is not None:
+    if result.collect_namespace and observed.namespace_phase not in (None, "Terminating"):
         kube.delete_namespace(env.target_namespace)
         metrics.collected(reason=str(result.status.phase))
     if result.collect_namespace and settings.delete_resource_after_collection and observed.namespace_phase is None:
