@@ -16,11 +16,12 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (  # noqa: E402
+from harness import (
     COPY_SOURCE_NAMESPACE,
     Figure,
     Request,
@@ -31,12 +32,11 @@ from harness import (  # noqa: E402
     short_id,
     target_namespace,
 )
-from kubernetes.client.exceptions import ApiException  # noqa: E402
-from specs import order_flow, render  # noqa: E402
-
-from testenv.build.common import EnvRef  # noqa: E402
-from testenv.kube import Kube  # noqa: E402
-from testenv.settings import Settings  # noqa: E402
+from kubernetes.client.exceptions import ApiException
+from specs import order_flow, render
+from testenv.build.common import EnvRef
+from testenv.kube import Kube
+from testenv.settings import Settings
 
 CATEGORIES = (
     ("object writes (apply/create)", lambda r, te_ns: r.verb in ("create", "patch", "update")
@@ -128,7 +128,7 @@ def main() -> None:
                     figures[cat].values.append(sum(1 for r in writes if match(r, te_ns)))
                 for r in requests:
                     details[r.what] = details.get(r.what, 0) + 1
-                for before, after in zip(statuses, statuses[1:]):
+                for before, after in pairwise(statuses):
                     changed = "+".join(sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)))
                     status_changes[changed] = status_changes.get(changed, 0) + 1
                 log(f"env {i}: {len(writes)} writes vs minimum {minimum} ({len(objects)} objects + "

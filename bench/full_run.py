@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, Watcher, _epoch, log, parser, report, session, short_id, target_namespace  # noqa: E402
-from kubernetes import client  # noqa: E402
-from specs import order_flow  # noqa: E402
+from harness import Figure, Watcher, _epoch, log, parser, report, session, short_id, target_namespace
+from kubernetes import client
+from specs import order_flow
 
 NAMESPACE = "bench-full-run"
 
@@ -63,7 +63,7 @@ def main() -> None:
                 times = envs.phase_times[name]
                 if "Succeeded" not in times:
                     raise SystemExit(f"{name} ended {body.get('status', {}).get('phase')}: {body.get('status')}")
-                namespaces.watcher.wait(lambda _: target in namespaces.gone, args.timeout, f"namespace {target} gone")
+                namespaces.watcher.wait(lambda _, target=target: target in namespaces.gone, args.timeout, f"namespace {target} gone")
                 status = envs.get(name)["status"]
                 expires = _epoch(status["expiresAt"])
                 total.append(times["Succeeded"] - started)
@@ -92,11 +92,14 @@ def main() -> None:
         Figure("GC: Succeeded seen + TTL -> Terminating", "s", past_ttl),
     ]
     gc = figures[4].median()
-    notes = [f"target: collected within 2 s of expiry: {'holds' if gc <= 2 else 'MISSED'} (median {gc:.2f} s to "
-             "Terminating)",
-             "expiresAt has whole-second resolution (finishedAt is truncated), so it can lie up to 1 s before "
-             "the moment the run really finished + TTL; 'Succeeded seen + TTL -> Terminating' is the lag "
-             "against real time"]
+    notes = [
+        f"target: collected within 2 s of expiry: {'holds' if gc <= 2 else 'MISSED'} (median {gc:.2f} s to Terminating)",
+        (
+            "expiresAt has whole-second resolution (finishedAt is truncated), so it can lie up to 1 s before "
+            "the moment the run really finished + TTL; 'Succeeded seen + TTL -> Terminating' is the lag "
+            "against real time"
+        ),
+    ]
     report("full run: order flow with seeds and 3 suites, TTL 1 s", figures, notes, args)
 
 

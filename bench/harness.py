@@ -135,7 +135,8 @@ def start_testbed(args: argparse.Namespace) -> Testbed:
     if args.kubeconfig:
         return Testbed(args.kubeconfig, Path(args.audit_log) if args.audit_log else None, owned=False, env=env)
     started = time.monotonic()
-    result = subprocess.run(["bash", str(HERE / "testbed.sh"), "up"], env=env, capture_output=True, text=True)
+    result = subprocess.run(["bash", str(HERE / "testbed.sh"), "up"], env=env, capture_output=True, text=True,
+                            check=False)
     if result.returncode != 0:
         raise SystemExit(f"bench test bed failed to start:\n{result.stdout}\n{result.stderr}")
     audit = subprocess.run(["bash", str(HERE / "testbed.sh"), "audit"], env=env, capture_output=True, text=True,
@@ -670,8 +671,19 @@ def machine() -> dict[str, Any]:
                    if line.startswith("MemTotal"))
     from importlib.metadata import version
 
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                                  timeout=10, check=False).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    if git("status", "--porcelain", "--", "operator"):
+        commit += " + uncommitted changes in operator/"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "operator_commit": commit,
         "nproc": os.cpu_count(),
         "cpu": model,
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
@@ -689,6 +701,7 @@ def report(title: str, figures: list[Figure], notes: list[str], args: argparse.N
     print(f"== {title} ==")
     print(f"{info['date']}; {info['nproc']} x {info['cpu']}, {info['memory_gib']} GiB; Python {info['python']}, "
           f"kopf {info['kopf']}; load average at the end {', '.join(f'{x:.2f}' for x in info['load_average'])}")
+    print(f"operator at commit {info['operator_commit']}")
     conditions = []
     if getattr(args, "no_qps_limits", False):
         conditions.append("test bed with the control plane's client-side QPS limits LIFTED (--no-qps-limits)")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, apply_many, force_clean, breakdown, log, parser, report, session, short_id  # noqa: E402
-from specs import SMALL  # noqa: E402
+from harness import Figure, apply_many, breakdown, force_clean, log, parser, report, session, short_id
+from specs import SMALL
 
 NAMESPACE = "bench-idle"
 

@@ -16,12 +16,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import COPY_SOURCE_NAMESPACE, Figure, log, parser, report, session, short_id  # noqa: E402
-from raw import run_raw  # noqa: E402
-from specs import GUIDE  # noqa: E402
-
-from testenv.kube import Kube  # noqa: E402
-from testenv.settings import Settings  # noqa: E402
+from harness import COPY_SOURCE_NAMESPACE, Figure, log, parser, report, session, short_id
+from raw import run_raw
+from specs import GUIDE
+from testenv.kube import Kube
+from testenv.settings import Settings
 
 NAMESPACE = "bench-overhead"
 

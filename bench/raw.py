@@ -12,12 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness import Session, Watcher, delete_namespaces, short_id
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from harness import Session, Watcher, delete_namespaces, short_id
 from specs import RAW_MANAGED_BY, Rendered, Staged, render
-
 from testenv.build.common import LABEL_MANAGED_BY, EnvRef
 from testenv.models import JobPhase
 from testenv.observe import job, workload

@@ -16,11 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Figure, apply_many, delete_namespaces, force_clean, log, parser, report, session, short_id  # noqa: E402
-from raw import run_raw  # noqa: E402
-from specs import SMALL  # noqa: E402
-
-from testenv.settings import Settings  # noqa: E402
+from harness import Figure, apply_many, delete_namespaces, force_clean, log, parser, report, session, short_id
+from raw import run_raw
+from specs import SMALL
+from testenv.settings import Settings
 
 NAMESPACE = "bench-scale"
 

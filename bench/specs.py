@@ -9,13 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
-
 from harness import COPY_SOURCE_NAMESPACE, ROOT
-
 from testenv.build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_MANAGED_BY, LABEL_RUN, EnvRef
-from testenv.models import TestEnvironmentSpec, TestEnvironmentStatus
+from testenv.models import JobPhase, TestEnvironmentSpec, TestEnvironmentStatus
 from testenv.observe import SPEC_HASH, JobObservation, Observed, WorkloadObservation
-from testenv.models import JobPhase
 from testenv.ordering import gating_seeds, seed_fills, seed_waits_for
 from testenv.plan import PlanInput, plan
 from testenv.settings import Settings

@@ -31,7 +31,6 @@ async def apply_tweaks(**_: Any) -> None:
         log.warning("bench tweak: default executor with %d threads", threads)
     if pool := int(os.environ.get("BENCH_POOL_MAXSIZE", "0") or 0):
         from kubernetes import client, config
-
         from testenv import handlers
         from testenv.kube import Kube
         from testenv.settings import get_settings
