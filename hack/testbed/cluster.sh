@@ -6,6 +6,15 @@
 #   cluster.sh down    stop and delete everything it started
 #   cluster.sh restart stop and start the whole control plane, keeping its data
 #   cluster.sh env     print `export PATH=...; export KUBECONFIG=...`
+# Environment (all optional):
+#   TESTBED_STATE         where kubeconfig and kwokctl's data live (default .cluster/)
+#   TESTBED_NAME          the kwokctl cluster name (default testenv)
+#   TESTBED_CACHE         where build.sh puts the binaries (default .cache/testbed/)
+#   TESTBED_SERVICE_CIDR  the API server's Service range (default 10.0.0.0/16)
+#   TESTBED_KWOKCTL_ARGS  extra `kwokctl create cluster` flags, split on whitespace,
+#                         e.g. "--disable-qps-limits" or "--kube-audit-policy /abs/policy.yaml"
+# The last two only take effect when `up` creates the cluster, not when it
+# finds one already running: use a TESTBED_STATE/TESTBED_NAME of their own.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,10 +36,15 @@ up() {
   # A stale cluster (machine restarted, processes gone) is removed first.
   kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
   local started; started=$(date +%s%N)
+  # TESTBED_KWOKCTL_ARGS split on whitespace (newlines too), no glob expansion.
+  local extra=()
+  read -r -d '' -a extra <<<"${TESTBED_KWOKCTL_ARGS:-}" || true
   # Loopback only; kwokctl picks free ports and keeps data under $KWOK_WORKDIR.
   # No node leases: a restarted KWOK controller (new identity) never takes
   # over the old one's leases, so after `restart` no pod would progress.
   # Node status heartbeats (stages.yaml) keep the nodes Ready instead.
+  # A /16 Service range: the API server's default /24 has 254 ClusterIPs,
+  # i.e. only 84 environments of three Services.
   kwokctl create cluster --name "$name" --runtime binary \
     --kube-apiserver-binary "$bin/kube-apiserver" \
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
@@ -39,7 +53,9 @@ up() {
     --kwok-controller-binary "$bin/kwok" \
     --config "$here/stages.yaml" \
     --node-lease-duration-seconds 0 \
+    --extra-args "kube-apiserver=service-cluster-ip-range=${TESTBED_SERVICE_CIDR:-10.0.0.0/16}" \
     --kubeconfig "$kubeconfig" \
+    "${extra[@]}" \
     --wait 120s >&2
   kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >/dev/null
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >/dev/null

@@ -150,3 +150,21 @@ def test_plain_kubectl_works_against_the_kubeconfig(cluster):
         check=True,
     ).stdout
     assert "node/kwok-node-0" in out
+
+
+def test_service_range_holds_more_than_a_slash_24(core, namespace):
+    # cluster.sh gives the API server a /16: the default /24 (254 ClusterIPs)
+    # holds only 84 environments of three Services.
+    outside_first_24 = "10.0.200.5"
+    service = client.V1Service(
+        metadata=client.V1ObjectMeta(name="wide"),
+        spec=client.V1ServiceSpec(cluster_ip=outside_first_24, ports=[client.V1ServicePort(port=80)]),
+    )
+    try:
+        created = core.create_namespaced_service(namespace, service)
+    except ApiException as exc:
+        pytest.fail(
+            f"ClusterIP {outside_first_24} refused ({exc.status}: {exc.body}); a test bed started before "
+            "cluster.sh's /16 Service range needs `make cluster-down && make cluster`"
+        )
+    assert created.spec.cluster_ip == outside_first_24
