@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks' own test bed: hack/testbed/cluster.sh's cluster (same pinned
-# binaries, stages and nodes) plus an API-server audit log of the operator's
-# requests. Its state lives apart from the tests' test bed, so benchmarks and
-# tests never share a cluster.
+# binaries, stages, nodes and /16 Service range) plus an API-server audit log
+# of the operator's requests. Its state lives apart from the tests' test bed,
+# so benchmarks and tests never share a cluster.
 #   bench/testbed.sh up      start (build the binaries if needed); prints the kubeconfig path
 #   bench/testbed.sh down    stop and delete it
 #   bench/testbed.sh audit   print the audit log's path
@@ -10,63 +10,37 @@
 # choose where and under which name. BENCH_DISABLE_QPS_LIMITS=true lifts the
 # client-side rate limits of the controller manager, scheduler and KWOK
 # (kwokctl --disable-qps-limits; the defaults, e.g. 20 requests/s for the
-# controller manager, bound how fast Deployments roll out at scale). It only
-# takes effect when the cluster is created: use a TESTBED_STATE/NAME of its own.
+# controller manager, bound how fast Deployments roll out at scale).
+# BENCH_SERVICE_CIDR (default 10.0.0.0/16) is the API server's Service range;
+# TESTBED_KWOKCTL_ARGS adds kwokctl flags as for cluster.sh. All of these only
+# take effect when the cluster is created: use a TESTBED_STATE/NAME of its own.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-testbed="$root/hack/testbed"
-bin="${TESTBED_CACHE:-$root/.cache/testbed}/bin"
-state="${TESTBED_STATE:-/tmp/bench-testbed}"
-name="${TESTBED_NAME:-bench}"
-kubeconfig="$state/kubeconfig"
-export KWOK_WORKDIR="$state/kwok"
-export PATH="$bin:$PATH"
+cluster_sh="$root/hack/testbed/cluster.sh"
+export TESTBED_STATE="${TESTBED_STATE:-/tmp/bench-testbed}"
+export TESTBED_NAME="${TESTBED_NAME:-bench}"
 
 up() {
-  bash "$testbed/build.sh" >&2
-  mkdir -p "$state"
-  if [[ -f "$kubeconfig" ]] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
-    echo "$kubeconfig"
-    return
-  fi
-  kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
-  local extra=()
-  [[ "${BENCH_DISABLE_QPS_LIMITS:-false}" == "true" ]] && extra+=(--disable-qps-limits)
-  # As hack/testbed/cluster.sh, plus the audit policy and a Service range
-  # larger than the API server's default /24: 254 ClusterIPs hold only 84
-  # environments of three Services, and the scale benchmark runs 200.
-  kwokctl create cluster --name "$name" --runtime binary \
-    --kube-apiserver-binary "$bin/kube-apiserver" \
-    --kube-controller-manager-binary "$bin/kube-controller-manager" \
-    --kube-scheduler-binary "$bin/kube-scheduler" \
-    --etcd-binary "$bin/etcd" \
-    --kwok-controller-binary "$bin/kwok" \
-    --config "$testbed/stages.yaml" \
-    --node-lease-duration-seconds 0 \
-    --kube-audit-policy "$here/audit-policy.yaml" \
-    --extra-args "kube-apiserver=service-cluster-ip-range=${BENCH_SERVICE_CIDR:-10.0.0.0/16}" \
-    --kubeconfig "$kubeconfig" \
-    "${extra[@]}" \
-    --wait 120s >&2
-  kubectl --kubeconfig "$kubeconfig" apply -f "$testbed/nodes.yaml" >/dev/null
-  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >/dev/null
-  local deadline=$(( $(date +%s) + 60 ))
-  until kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
-    (( $(date +%s) < deadline )) || { echo "bench testbed: default ServiceAccount never appeared" >&2; exit 1; }
-    sleep 0.2
-  done
-  echo "$kubeconfig"
+  # cluster.sh does the work; only the kubeconfig path goes to stdout.
+  # The audit policy path is absolute ($here is) since kwokctl runs elsewhere;
+  # cluster.sh splits TESTBED_KWOKCTL_ARGS on whitespace, so the checkout's
+  # path must not contain any.
+  local args="--kube-audit-policy $here/audit-policy.yaml"
+  [[ "${BENCH_DISABLE_QPS_LIMITS:-false}" == "true" ]] && args+=" --disable-qps-limits"
+  TESTBED_KWOKCTL_ARGS="$args ${TESTBED_KWOKCTL_ARGS:-}" \
+    TESTBED_SERVICE_CIDR="${BENCH_SERVICE_CIDR:-${TESTBED_SERVICE_CIDR:-10.0.0.0/16}}" \
+    bash "$cluster_sh" up >&2
+  echo "$TESTBED_STATE/kubeconfig"
 }
 
 down() {
-  kwokctl delete cluster --name "$name" >&2 || true
-  rm -rf "$state"
+  bash "$cluster_sh" down >&2
 }
 
 audit() {
-  echo "$KWOK_WORKDIR/clusters/$name/logs/audit.log"
+  echo "$TESTBED_STATE/kwok/clusters/$TESTBED_NAME/logs/audit.log"
 }
 
 case "${1:-}" in
