@@ -1,12 +1,18 @@
-"""Which kubeconfig and context the CLI uses, and what it says when it cannot."""
+"""Which kubeconfig and context the CLI uses, and what it says when it cannot;
+how TestEnvironment calls turn API failures into answers or errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import urllib3
 import yaml
-from testenv.cli.cluster import CliError, connect
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from testenv import models
+from testenv.cli.cluster import CliError, Connection, Environments, connect
 
 
 def kubeconfig(path: Path, server: str, namespace: str | None = None, contexts: tuple[str, ...] = ("dev",)) -> str:
@@ -71,3 +77,83 @@ def test_a_broken_kubeconfig_is_named(tmp_path):
     path.write_text("apiVersion: v1\nkind: Config\ncontexts: []\nclusters: []\n")
     with pytest.raises(CliError, match=f"cannot use --kubeconfig {path}"):
         connect(str(path))
+
+
+# --- Environments: absent objects, a missing API, an unreachable server --------------------
+
+
+def _raise(exc: BaseException):
+    def call(*args, **kwargs):
+        raise exc
+
+    return call
+
+
+def _return(value):
+    return lambda *args, **kwargs: value
+
+
+def environments(monkeypatch, failure: BaseException | None, api_installed: bool = True) -> Environments:
+    """Environments whose get and delete fail with `failure` (or succeed), on a
+    cluster where the TestEnvironment API is or is not installed."""
+    connection = Connection(
+        client.ApiClient(client.Configuration()),
+        "context dev from --kubeconfig kc",
+        "https://x:6443",
+        "default",
+        "`kubectl cluster-info`",
+    )
+    envs = Environments(connection)
+    answers = {
+        "get_namespaced_custom_object": {"metadata": {"name": "pr-1", "namespace": "ci"}},
+        "delete_namespaced_custom_object": {"kind": "Status", "status": "Success"},
+        "list_namespaced_custom_object": {"items": []},
+    }
+    for method, answer in answers.items():
+        monkeypatch.setattr(envs.custom, method, _raise(failure) if failure else _return(answer))
+    resources = SimpleNamespace(resources=[SimpleNamespace(name=models.PLURAL)])
+    not_found = ApiException(status=404, reason="Not Found")
+    monkeypatch.setattr(envs.custom, "get_api_resources", _return(resources) if api_installed else _raise(not_found))
+    return envs
+
+
+def test_get_and_delete_of_a_present_object(monkeypatch):
+    envs = environments(monkeypatch, None)
+    assert envs.get("ci", "pr-1") == {"metadata": {"name": "pr-1", "namespace": "ci"}}
+    assert envs.delete("ci", "pr-1") is True
+
+
+def test_an_absent_object_is_none_to_get_and_false_to_delete(monkeypatch):
+    envs = environments(monkeypatch, ApiException(status=404, reason="Not Found"))
+    assert envs.get("ci", "pr-1") is None
+    assert envs.delete("ci", "pr-1") is False
+
+
+def test_a_404_elsewhere_is_still_an_error(monkeypatch):
+    envs = environments(monkeypatch, ApiException(status=404, reason="Not Found"))
+    with pytest.raises(CliError, match=r"cannot list testenvironments: 404 Not Found \(does namespace ci exist\?\)"):
+        envs.list("ci")
+
+
+@pytest.mark.parametrize("call", ["get", "delete"])
+def test_a_missing_api_says_how_to_install_it(monkeypatch, call):
+    envs = environments(monkeypatch, ApiException(status=404, reason="Not Found"), api_installed=False)
+    not_installed = r"the TestEnvironment API \(testenvironments\.testenv\.dev/v1alpha1\) is not installed in the"
+    with pytest.raises(CliError, match=not_installed) as caught:
+        getattr(envs, call)("ci", "pr-1")
+    assert "kubectl apply --server-side -f crds/" in caught.value.message
+
+
+@pytest.mark.parametrize("call", ["get", "delete"])
+def test_an_unreachable_server_is_named(monkeypatch, call):
+    refused = urllib3.exceptions.MaxRetryError(None, "/apis", reason=ConnectionRefusedError("Connection refused"))
+    envs = environments(monkeypatch, refused)
+    with pytest.raises(CliError, match=r"cannot reach the Kubernetes API at https://x:6443: connection refused"):
+        getattr(envs, call)("ci", "pr-1")
+
+
+@pytest.mark.parametrize(("call", "verb"), [("get", "read"), ("delete", "delete")])
+def test_forbidden_names_the_action_and_namespace(monkeypatch, call, verb):
+    envs = environments(monkeypatch, ApiException(status=403, reason="Forbidden"))
+    with pytest.raises(CliError, match=f"not allowed to {verb} testenvironment pr-1 in namespace ci: 403 Forbidden"):
+        getattr(envs, call)("ci", "pr-1")

@@ -28,6 +28,7 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 WATCH_WINDOW = 300  # seconds per watch request; the server ends it, we reconnect
 
 T = TypeVar("T")
+_RAISE: Any = object()  # Environments._call without `missing`: a 404 is an error
 
 
 class CliError(Exception):
@@ -126,12 +127,19 @@ class Environments:
 
     # -- error translation ---------------------------------------------------
 
-    def _call(self, what: str, namespace: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _call(
+        self, what: str, namespace: str | None, fn: Callable[..., T], *args: Any, missing: Any = _RAISE, **kwargs: Any
+    ) -> T:
+        """fn(*args, **kwargs) with its failures as CliErrors. Given `missing`,
+        a 404 while the TestEnvironment API is installed (so: the object is
+        absent) returns `missing` instead."""
         try:
             return fn(*args, **kwargs)
         except urllib3.exceptions.HTTPError as exc:
             raise self.unreachable(exc) from None
         except ApiException as exc:
+            if missing is not _RAISE and exc.status == 404 and self.api_installed():
+                return missing
             raise self.api_error(exc, what, namespace) from None
 
     def unreachable(self, exc: BaseException) -> CliError:
@@ -176,15 +184,18 @@ class Environments:
     # -- TestEnvironments ----------------------------------------------------------
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(
-                models.GROUP, models.VERSION, namespace, models.PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
-        except urllib3.exceptions.HTTPError as exc:
-            raise self.unreachable(exc) from None
-        except ApiException as exc:
-            if exc.status == 404 and self.api_installed():
-                return None
-            raise self.api_error(exc, f"read testenvironment {name}", namespace) from None
+        return self._call(
+            f"read testenvironment {name}",
+            namespace,
+            self.custom.get_namespaced_custom_object,
+            models.GROUP,
+            models.VERSION,
+            namespace,
+            models.PLURAL,
+            name,
+            _request_timeout=REQUEST_TIMEOUT,
+            missing=None,
+        )
 
     def require(self, namespace: str, name: str) -> dict[str, Any]:
         found = self.get(namespace, name)
@@ -210,16 +221,20 @@ class Environments:
 
     def delete(self, namespace: str, name: str) -> bool:
         """False when it was already gone."""
-        try:
-            self.custom.delete_namespaced_custom_object(
-                models.GROUP, models.VERSION, namespace, models.PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
-        except urllib3.exceptions.HTTPError as exc:
-            raise self.unreachable(exc) from None
-        except ApiException as exc:
-            if exc.status == 404 and self.api_installed():
-                return False
-            raise self.api_error(exc, f"delete testenvironment {name}", namespace) from None
-        return True
+        gone = object()
+        deleted = self._call(
+            f"delete testenvironment {name}",
+            namespace,
+            self.custom.delete_namespaced_custom_object,
+            models.GROUP,
+            models.VERSION,
+            namespace,
+            models.PLURAL,
+            name,
+            _request_timeout=REQUEST_TIMEOUT,
+            missing=gone,
+        )
+        return deleted is not gone
 
     def list(self, namespace: str | None) -> list[dict[str, Any]]:
         if namespace is None:
