@@ -21,34 +21,15 @@ from .build.common import (
 )
 from .kube import Kube, load_client
 from .observe import Observed, job, workload
+from .orphans import environment_namespace, find_orphans, why
 from .reconcile import Memory, reconcile
 from .settings import get_settings
+from .wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINALIZER = "testenv.dev/cleanup"
 TE = (models.GROUP, models.VERSION, models.PLURAL)
-
-
-class Wakeups:
-    """One asyncio.Event per environment, set whenever something it owns changes."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def event(self, uid: str) -> asyncio.Event:
-        return self._events.setdefault(uid, asyncio.Event())
-
-    def wake(self, uid: str | None) -> None:
-        if uid and uid in self._events:
-            self._events[uid].set()
-
-    def wake_all(self) -> None:
-        for event in self._events.values():
-            event.set()
-
-    def forget(self, uid: str) -> None:
-        self._events.pop(uid, None)
 
 
 WAKEUPS = Wakeups()
@@ -79,7 +60,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.cleanup()
-def wake_everyone(**_: Any) -> None:
+async def wake_everyone(**_: Any) -> None:
     WAKEUPS.wake_all()
 
 
@@ -97,15 +78,14 @@ def jobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, An
 
 
 @kopf.index("", "v1", "namespaces", labels=OURS)
-def environment_namespaces(name: str, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
-    phase = "Terminating" if body.metadata.get("deletionTimestamp") else (body.get("status") or {}).get("phase", "Active")
-    return {name: (phase, labels.get(LABEL_ENV_UID))}
+def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: environment_namespace(body)}
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("", "v1", "namespaces", labels=OURS)
-def wake_owner(labels: kopf.Labels, **_: Any) -> None:
+async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
@@ -119,14 +99,14 @@ def environments_by_uid(
 
 def _wake_waiting(environments: kopf.Index) -> None:
     """A slot may have freed: let queued environments look again."""
-    for _, store in environments.items():
+    for store in environments.values():
         for summary in store:
             if summary.phase in WAITING:
                 WAKEUPS.wake(summary.uid)
 
 
 @kopf.on.event(*TE)
-def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **_: Any) -> None:
+async def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **_: Any) -> None:
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.max_active_environments or settings.max_active_per_namespace:
@@ -134,29 +114,64 @@ def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **
         _wake_waiting(environments_by_uid)
 
 
-@kopf.timer("", "v1", "namespaces", labels=OURS, interval=get_settings().orphan_sweep_interval_seconds)
-def sweep_orphan(
-    name: str, labels: kopf.Labels, body: kopf.Body, environments_by_uid: kopf.Index, logger: logging.Logger, **_: Any
-) -> None:
-    """An environment namespace whose TestEnvironment (by uid) is gone is an orphan."""
-    uid = labels.get(LABEL_ENV_UID)
-    if uid in environments_by_uid or body.metadata.get("deletionTimestamp"):
+# --- the orphan sweep ----------------------------------------------------------------
+# One task per operator, not a kopf timer per namespace: kopf keeps a finalizer
+# on everything a timer watches, and a finalizer on every environment
+# namespace would hold its deletion until this operator runs (and cost two
+# writes each). Namespaces no handler needs a finalizer for lose the one an
+# earlier version left at their next event: kopf removes it by itself.
+
+
+def _index_values(index: kopf.Index) -> list[Any]:
+    return [value for _, store in index.items() for value in store]
+
+
+async def _sweep_once(namespaces: kopf.Index, environments: kopf.Index) -> None:
+    candidates = find_orphans(_index_values(namespaces), set(environments))
+    if not candidates:
         return
-    owner = f"{labels.get('testenv.dev/environment-namespace')}/{labels.get('testenv.dev/environment')}"
-    why = f"orphaned: its TestEnvironment {owner} (uid {uid}) no longer exists"
-    if get_settings().orphan_sweep_dry_run:
-        logger.warning("would delete namespace %s (dry run): %s", name, why)
-        return
-    logger.warning("deleting namespace %s: %s", name, why)
-    kopf.warn(body, reason="OrphanCollected", message=why)
-    _kube().delete_namespace(name)
-    metrics.collected(reason="Orphan")
+    # The index may lag (an environment created a moment ago, or an operator
+    # still filling it): only the API's current list may condemn a namespace.
+    live = await asyncio.to_thread(_kube().environment_uids)
+    settings = get_settings()
+    for orphan in find_orphans(candidates, live):
+        if settings.orphan_sweep_dry_run:
+            log.warning("would delete namespace %s (dry run): %s", orphan.name, why(orphan))
+            continue
+        log.warning("deleting namespace %s: %s", orphan.name, why(orphan))
+        await asyncio.to_thread(_kube().delete_namespace, orphan.name)
+        metrics.collected(reason="Orphan")
+        involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
+        await asyncio.to_thread(_kube().post_event, involved, "Warning", "OrphanCollected", why(orphan))
+
+
+async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await _sweep_once(namespaces, environments)
+        except Exception:  # the next pass tries again; the operator goes on
+            log.exception("orphan sweep failed; next pass in %ss", interval)
+
+
+@kopf.on.startup()
+async def start_orphan_sweep(environment_namespaces: kopf.Index, environments_by_uid: kopf.Index, **_: Any) -> None:
+    interval = get_settings().orphan_sweep_interval_seconds
+    _state["sweep"] = asyncio.create_task(_sweep_forever(environment_namespaces, environments_by_uid, interval))
+
+
+@kopf.on.cleanup()
+async def stop_orphan_sweep(**_: Any) -> None:
+    task = _state.pop("sweep", None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _observed(target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index) -> Observed:
     ns = next(iter(namespaces.get(target, [])), None)
     return Observed(
-        namespace_phase=ns[0] if ns else None,
+        namespace_phase=ns.phase if ns else None,
         workloads={w.name: w for w in workloads.get(target, [])},
         jobs={j.name: j for j in jobs.get(target, [])},
     )
@@ -190,52 +205,71 @@ async def run_environment(
     **_: Any,
 ) -> None:
     settings = get_settings()
-    wake = WAKEUPS.event(uid)
     memory = Memory()
     failures = 0
-    while not stopped:
-        wake.clear()
-        if body.metadata.get("deletionTimestamp"):
-            return
-        meta = body.metadata
-        target = environment_namespace_name(meta["name"], meta["namespace"], uid, settings.namespace_prefix)
-        observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces)
-        snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
-        snapshot["metadata"]["uid"] = uid
-        me = EnvSummary(
-            uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
-        )
-        everyone = [summary for _, store in environments_by_uid.items() for summary in store]
-        admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
-        try:
-            delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
-            failures = 0
-        except Exception as exc:  # never crash-loop: report, back off, try again
-            failures += 1
-            metrics.RECONCILE_ERRORS.inc()
-            delay = min(2 ** failures, 60)
-            logger.exception("reconcile failed (attempt %d); retrying in %ss", failures, delay)
-            kopf.warn(body, reason="ReconcileError", message=f"{exc.__class__.__name__}: {exc}"[:500])
-        await _until_woken(wake, stopped, delay)
-    WAKEUPS.forget(uid)
+    with WAKEUPS.listen(uid) as wake:
+        while not stopped:
+            wake.clear()
+            if body.metadata.get("deletionTimestamp"):
+                return
+            meta = body.metadata
+            target = environment_namespace_name(meta["name"], meta["namespace"], uid, settings.namespace_prefix)
+            observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces)
+            snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
+            snapshot["metadata"]["uid"] = uid
+            me = EnvSummary(
+                uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
+            )
+            everyone = [summary for _, store in environments_by_uid.items() for summary in store]
+            admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
+            try:
+                delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
+                failures = 0
+            except Exception as exc:  # never crash-loop: report, back off, try again
+                failures += 1
+                metrics.RECONCILE_ERRORS.inc()
+                delay = min(2 ** failures, 60)
+                logger.exception("reconcile failed (attempt %d); retrying in %ss", failures, delay)
+                kopf.warn(body, reason="ReconcileError", message=f"{exc.__class__.__name__}: {exc}"[:500])
+            await _until_woken(wake, stopped, delay)
+
+
+# How long one run of the delete handler waits for the namespace to go before
+# handing back to kopf, which calls it again (and it looks afresh).
+COLLECT_WAIT_SECONDS = 60
 
 
 @kopf.on.delete(*TE)
-def collect_on_delete(
-    name: str, namespace: str, uid: str, body: kopf.Body, status: kopf.Status, environments_by_uid: kopf.Index,
+async def collect_on_delete(
+    name: str,
+    namespace: str,
+    uid: str,
+    body: kopf.Body,
+    environment_namespaces: kopf.Index,
+    environments_by_uid: kopf.Index,
     **_: Any,
 ) -> None:
-    """Delete the environment's namespace; release the finalizer only once it is gone."""
+    """Delete the environment's namespace; release the finalizer only once it is gone.
+    Waits on the namespace index (its watch wakes us), not by polling the API."""
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
-    kube = _kube()
-    phase = kube.namespace_phase(target)
-    if phase is not None:
-        if phase != "Terminating":  # one delete; the retries below only wait
-            message = f"deleting namespace {target}"
-            kube.patch_status(namespace, name, {"phase": "Terminating", "message": message})
-            kopf.event(body, type="Normal", reason="Terminating", message=message)
-            kube.delete_namespace(target)
-        raise kopf.TemporaryError(f"waiting for namespace {target} to be deleted", delay=2)
+    seen = next(iter(environment_namespaces.get(target, [])), None)
+    if seen is not None and seen.phase != "Terminating":
+        message = f"deleting namespace {target}"
+        kube = _kube()
+        await asyncio.to_thread(kube.patch_status, namespace, name, {"phase": "Terminating", "message": message})
+        kopf.event(body, type="Normal", reason="Terminating", message=message)
+        await asyncio.to_thread(kube.delete_namespace, target)
+    deadline = asyncio.get_running_loop().time() + COLLECT_WAIT_SECONDS
+    with WAKEUPS.listen(uid) as wake:
+        while target in environment_namespaces:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise kopf.TemporaryError(f"namespace {target} is still being deleted", delay=1)
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=left)
+            except TimeoutError:
+                pass
     metrics.forget(uid)
     _wake_waiting(environments_by_uid)

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -20,12 +22,32 @@ from .plan import ObjectRef
 log = logging.getLogger(__name__)
 
 
+# Reconciles run in asyncio's default executor and kopf's sync handlers in
+# its own (20 workers); with the client's default pool (5 per CPU) they queue
+# for connections and throw them away ("Connection pool is full") under load.
+CONNECTION_POOL_SIZE = 32
+
+
 def load_client() -> client.ApiClient:
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return client.ApiClient(configuration)
+
+
+# Events about cluster-scoped objects (an orphan namespace) need a namespace
+# to live in: the operator's own in a cluster, as kopf does, else "default".
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _home_namespace() -> str:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 def _digest(obj: dict[str, Any]) -> str:
@@ -114,15 +136,30 @@ class Kube:
             for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:
                 del self._applied[key]
 
-    def namespace_phase(self, name: str) -> str | None:
-        """Active, Terminating, or None when there is no such namespace."""
-        try:
-            found = self.core.read_namespace(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return "Terminating" if found.metadata.deletion_timestamp else (found.status.phase or "Active")
+    def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> None:
+        """An Event outside any kopf handler, where kopf's own posting is not available."""
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or _home_namespace()
+        now = datetime.now(UTC).isoformat()
+        reference = {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
+                     "uid": meta.get("uid", ""), "namespace": namespace}
+        self.core.create_namespaced_event(namespace, {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": reference,
+            "type": type,
+            "reason": reason,
+            "message": message[:1000],
+            "source": {"component": self.field_manager},
+            "reportingComponent": self.field_manager,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        })
+
+    def environment_uids(self) -> set[str]:
+        """The uids of every TestEnvironment in the cluster, as the API has them now."""
+        found = self.custom.list_cluster_custom_object(models.GROUP, models.VERSION, models.PLURAL)
+        return {item["metadata"]["uid"] for item in found.get("items") or []}
 
     def delete_environment(self, namespace: str, name: str) -> None:
         try:

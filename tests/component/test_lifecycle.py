@@ -93,6 +93,40 @@ def test_an_orphaned_environment_namespace_is_swept(core, operator):
     })))
     wait_for(lambda: _namespace_gone(core, name), timeout=60, what="orphan namespace swept")
     assert f"deleting namespace {name}: orphaned" in operator.logs()
+    events = core.list_namespaced_event("default", field_selector=f"involvedObject.name={name}").items
+    assert [e.reason for e in events] == ["OrphanCollected"]
+
+
+def _finalizers(core: client.CoreV1Api, name: str) -> list[str]:
+    return list(core.read_namespace(name).metadata.finalizers or [])
+
+
+def test_an_environment_namespace_carries_no_finalizer_of_ours(environments, core):
+    # Nothing but Kubernetes itself holds an environment namespace's deletion,
+    # so it can finish while the operator is down.
+    environments.apply("unheld", {"datastores": [{"name": "cache", "engine": "redis"}]})
+    status = environments.wait_phase("unheld", "Ready", timeout=60)
+    assert _finalizers(core, status["namespace"]) == []
+
+
+def test_a_finalizer_an_earlier_build_left_on_a_namespace_is_removed(environments, core):
+    owner = environments.apply("legacy", {"datastores": [{"name": "cache", "engine": "redis"}]})
+    name = f"te-legacy-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name,
+        finalizers=["testenv.dev/cleanup"],
+        labels={
+            "app.kubernetes.io/managed-by": "testenv-operator",
+            "testenv.dev/environment": "legacy",
+            "testenv.dev/environment-namespace": environments.namespace,
+            "testenv.dev/environment-uid": owner["metadata"]["uid"],
+        },
+    )))
+    try:
+        wait_for(lambda: _finalizers(core, name) == [], timeout=30, what="leftover finalizer removed")
+    finally:
+        core.delete_namespace(name)
+    wait_for(lambda: _namespace_gone(core, name), timeout=60, what="namespace deleted without the operator's help")
 
 
 def test_environments_beyond_the_limit_wait_queued_in_creation_order(environments):
