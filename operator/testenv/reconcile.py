@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from .models import (
     TestEnvironmentStatus,
 )
 from .observe import Observed, SuiteResult, suite_result
+from .pacing import hold_status
 from .plan import Admission, PlanInput, plan
 from .settings import Settings
 from .stubverify import verify_stub
@@ -46,6 +48,7 @@ class Memory:
     # show it yet (its watch event can lag), and planning from an older
     # status would repeat phase Events or even count a run twice.
     status: dict[str, Any] | None = None
+    status_written_at: float | None = None  # time.monotonic() of that write
 
 
 def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecError]]:
@@ -73,7 +76,8 @@ def reconcile(
     memory: Memory,
     admission: Admission = Admission(),
 ) -> float | None:
-    """Returns seconds until a time-driven change (a deadline, an expiry), if any."""
+    """Returns seconds until a time-driven change (a deadline, an expiry, a held
+    status write), if any."""
     meta = body["metadata"]
     name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
     env = EnvRef(
@@ -141,16 +145,23 @@ def reconcile(
         kube.delete_environment(namespace, name)
         return None
 
-    status = result.status.wire()
-    if status != previous.wire():
+    wake_after = result.wake_after
+    status, before = result.status.wire(), previous.wire()
+    if status != before:
+        since = None if memory.status_written_at is None else time.monotonic() - memory.status_written_at
+        hold = hold_status(before, status, since_last_write=since, announces=bool(result.events or result.log_tails))
+        if hold:
+            # Planned again from the same status when it is due; nothing is lost.
+            return hold if wake_after is None else min(wake_after, hold)
         kube.patch_status(namespace, name, result.status.model_dump(by_alias=True, mode="json"))
         memory.status = result.status.model_dump(by_alias=True, mode="json")
+        memory.status_written_at = time.monotonic()
     for event in result.events:
         kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
     for job_name in result.log_tails:
         _post_log_tail(body, kube, env.target_namespace, job_name)
     metrics.observe_status(uid, previous, result.status)
-    return result.wake_after
+    return wake_after
 
 
 def _copy_sources(

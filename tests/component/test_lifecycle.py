@@ -136,8 +136,11 @@ def test_environments_beyond_the_limit_wait_queued_in_creation_order(environment
         environments.apply(f"env-{i}", spec)
     for i in range(3):
         environments.wait_phase(f"env-{i}", "Ready", timeout=60)
-    queued = environments.wait_phase("env-3", "Queued", timeout=30)
-    assert "3/3 active in namespace" in queued["message"]
+    environments.wait_phase("env-3", "Queued", timeout=30)
+    # Progress within a phase is written at most once a second.
+    queued = wait_for(lambda: (s := environments.status("env-3")) and "3/3 active in namespace" in s["message"] and s,
+                      timeout=10, what="the queue position updated")
+    assert queued["phase"] == "Queued"
     assert not queued.get("namespace")  # nothing provisioned while queued
     environments.delete("env-1")
     started = environments.wait_phase("env-3", "Ready", timeout=90)
