@@ -86,6 +86,7 @@ def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, An
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("", "v1", "namespaces", labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
+    _indexes_filled()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
@@ -107,6 +108,7 @@ def _wake_waiting(environments: kopf.Index) -> None:
 
 @kopf.on.event(*TE)
 async def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **_: Any) -> None:
+    _indexes_filled()
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.max_active_environments or settings.max_active_per_namespace:
@@ -120,6 +122,13 @@ async def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Ind
 # namespace would hold its deletion until this operator runs (and cost two
 # writes each). Namespaces no handler needs a finalizer for lose the one an
 # earlier version left at their next event: kopf removes it by itself.
+
+
+def _indexes_filled() -> None:
+    # kopf calls event handlers only once every index has been filled, so the
+    # first call says the sweep may trust them (an orphan brings an event).
+    if (filled := _state.get("indexed")) is not None:
+        filled.set()
 
 
 def _index_values(index: kopf.Index) -> list[Any]:
@@ -146,17 +155,21 @@ async def _sweep_once(namespaces: kopf.Index, environments: kopf.Index) -> None:
 
 
 async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, interval: float) -> None:
+    """A pass as soon as the indexes are filled (orphans pile up while the
+    operator is down), then one every interval."""
+    await _state["indexed"].wait()
     while True:
-        await asyncio.sleep(interval)
         try:
             await _sweep_once(namespaces, environments)
         except Exception:  # the next pass tries again; the operator goes on
             log.exception("orphan sweep failed; next pass in %ss", interval)
+        await asyncio.sleep(interval)
 
 
 @kopf.on.startup()
 async def start_orphan_sweep(environment_namespaces: kopf.Index, environments_by_uid: kopf.Index, **_: Any) -> None:
     interval = get_settings().orphan_sweep_interval_seconds
+    _state["indexed"] = asyncio.Event()
     _state["sweep"] = asyncio.create_task(_sweep_forever(environment_namespaces, environments_by_uid, interval))
 
 

@@ -54,3 +54,32 @@ def test_a_dry_run_sweep_reports_orphans_and_keeps_them(reconfigured, core):
         assert core.read_namespace(name).status.phase == "Active"
     finally:
         core.delete_namespace(name)
+
+
+def _deleting_or_gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        return core.read_namespace(name).metadata.deletion_timestamp is not None
+    except ApiException as exc:
+        return exc.status == 404
+
+
+def test_orphans_left_while_the_operator_was_down_are_swept_when_it_starts(operator, core, tmp_path):
+    operator.stop()
+    name = f"te-orphan-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={
+        "app.kubernetes.io/managed-by": "testenv-operator",
+        "testenv.dev/environment": "gone",
+        "testenv.dev/environment-namespace": "ci",
+        "testenv.dev/environment-uid": str(uuid.uuid4()),
+    })))
+    # An interval far beyond the test: only the pass at start can do it.
+    patient = replace(operator, env=operator.env | {"TESTENV_ORPHAN_SWEEP_INTERVAL_SECONDS": "3600"},
+                      log_path=tmp_path / "operator.log", process=None)
+    patient.start()
+    try:
+        wait_for(lambda: f"deleting namespace {name}: orphaned" in patient.logs(), timeout=60,
+                 what="the orphan swept at start")
+        assert _deleting_or_gone(core, name)
+    finally:
+        patient.stop()
+        operator.start()
