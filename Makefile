@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PATH := $(CURDIR)/.cache/testbed/bin:$(PATH)
 
-.PHONY: setup testbed cluster cluster-down crds test test-unit demo
+.PHONY: setup testbed cluster cluster-down crds test test-unit demo bench
 
 setup:  ## install the project and its test dependencies
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -29,3 +29,11 @@ test: setup testbed  ## every test: unit, contract, component, real servers
 
 test-unit:
 	$(PYTHON) -m pytest tests/unit
+
+bench: setup testbed  ## benchmarks, not tests (about 40 min; figures in bench/RESULTS.md)
+	$(PYTHON) bench/api_writes.py --repeats 5
+	$(PYTHON) bench/overhead.py --repeats 7 --warmup 1
+	$(PYTHON) bench/full_run.py --repeats 5
+	$(PYTHON) bench/idle.py --envs 200 --window 320
+	$(PYTHON) bench/scale.py --sizes 200 --repeats 3 --raw --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
+	$(PYTHON) bench/scale.py --sizes 50,100,200 --repeats 1 --raw
