@@ -30,6 +30,16 @@ def reconfigured(operator, tmp_path):
         operator.start()
 
 
+def _orphan_namespace(core: client.CoreV1Api, name: str) -> None:
+    """An environment namespace whose TestEnvironment never existed."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={
+        "app.kubernetes.io/managed-by": "testenv-operator",
+        "testenv.dev/environment": "gone",
+        "testenv.dev/environment-namespace": "ci",
+        "testenv.dev/environment-uid": str(uuid.uuid4()),
+    })))
+
+
 def test_the_record_is_deleted_after_collection_when_configured(reconfigured, environments, core):
     environments.apply("gone", {"lifecycle": {"ttlSecondsAfterFinished": 1},
                                 "tests": [{"name": "t", "image": "i"}]})
@@ -42,12 +52,7 @@ def test_the_record_is_deleted_after_collection_when_configured(reconfigured, en
 
 def test_a_dry_run_sweep_reports_orphans_and_keeps_them(reconfigured, core):
     name = f"te-orphan-{uuid.uuid4().hex[:5]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={
-        "app.kubernetes.io/managed-by": "testenv-operator",
-        "testenv.dev/environment": "gone",
-        "testenv.dev/environment-namespace": "ci",
-        "testenv.dev/environment-uid": str(uuid.uuid4()),
-    })))
+    _orphan_namespace(core, name)
     try:
         wait_for(lambda: f"would delete namespace {name} (dry run)" in reconfigured.logs(), timeout=60,
                  what="the dry-run report")
@@ -66,12 +71,7 @@ def _deleting_or_gone(core: client.CoreV1Api, name: str) -> bool:
 def test_orphans_left_while_the_operator_was_down_are_swept_when_it_starts(operator, core, tmp_path):
     operator.stop()
     name = f"te-orphan-{uuid.uuid4().hex[:5]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={
-        "app.kubernetes.io/managed-by": "testenv-operator",
-        "testenv.dev/environment": "gone",
-        "testenv.dev/environment-namespace": "ci",
-        "testenv.dev/environment-uid": str(uuid.uuid4()),
-    })))
+    _orphan_namespace(core, name)
     # An interval far beyond the test: only the pass at start can do it.
     patient = replace(operator, env=operator.env | {"TESTENV_ORPHAN_SWEEP_INTERVAL_SECONDS": "3600"},
                       log_path=tmp_path / "operator.log", process=None)

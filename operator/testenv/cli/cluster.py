@@ -184,18 +184,9 @@ class Environments:
     # -- TestEnvironments ----------------------------------------------------------
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call(
-            f"read testenvironment {name}",
-            namespace,
-            self.custom.get_namespaced_custom_object,
-            models.GROUP,
-            models.VERSION,
-            namespace,
-            models.PLURAL,
-            name,
-            _request_timeout=REQUEST_TIMEOUT,
-            missing=None,
-        )
+        return self._call(f"read testenvironment {name}", namespace, self.custom.get_namespaced_custom_object,
+                          models.GROUP, models.VERSION, namespace, models.PLURAL, name,
+                          _request_timeout=REQUEST_TIMEOUT, missing=None)
 
     def require(self, namespace: str, name: str) -> dict[str, Any]:
         found = self.get(namespace, name)
@@ -222,18 +213,9 @@ class Environments:
     def delete(self, namespace: str, name: str) -> bool:
         """False when it was already gone."""
         gone = object()
-        deleted = self._call(
-            f"delete testenvironment {name}",
-            namespace,
-            self.custom.delete_namespaced_custom_object,
-            models.GROUP,
-            models.VERSION,
-            namespace,
-            models.PLURAL,
-            name,
-            _request_timeout=REQUEST_TIMEOUT,
-            missing=gone,
-        )
+        deleted = self._call(f"delete testenvironment {name}", namespace, self.custom.delete_namespaced_custom_object,
+                             models.GROUP, models.VERSION, namespace, models.PLURAL, name,
+                             _request_timeout=REQUEST_TIMEOUT, missing=gone)
         return deleted is not gone
 
     def list(self, namespace: str | None) -> list[dict[str, Any]]:
