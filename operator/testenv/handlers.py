@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -22,6 +23,7 @@ from .build.common import (
 from .kube import Kube, load_client
 from .observe import Observed, job, workload
 from .orphans import environment_namespace, find_orphans, why
+from .peering import outranked
 from .reconcile import Memory, reconcile
 from .settings import get_settings
 from .wakeups import Wakeups
@@ -135,23 +137,39 @@ def _index_values(index: kopf.Index) -> list[Any]:
     return [value for _, store in index.items() for value in store]
 
 
+async def _paused() -> bool:
+    """kopf pauses its watches and daemons when a peer outranks this operator,
+    not tasks of ours: the sweep asks the peering object itself."""
+    peering = _state.get("peering")
+    if peering is None:
+        return False
+    name, priority = peering
+    peers = await asyncio.to_thread(_kube().cluster_peers, name)
+    return outranked(peers, priority, datetime.now(UTC))
+
+
 async def _sweep_once(namespaces: kopf.Index, environments: kopf.Index) -> None:
     candidates = find_orphans(_index_values(namespaces), set(environments))
-    if not candidates:
+    if not candidates or await _paused():
         return
     # The index may lag (an environment created a moment ago, or an operator
     # still filling it): only the API's current list may condemn a namespace.
-    live = await asyncio.to_thread(_kube().environment_uids)
+    kube = _kube()
+    live = await asyncio.to_thread(kube.environment_uids)
     settings = get_settings()
     for orphan in find_orphans(candidates, live):
         if settings.orphan_sweep_dry_run:
             log.warning("would delete namespace %s (dry run): %s", orphan.name, why(orphan))
             continue
+        if not await asyncio.to_thread(kube.delete_namespace, orphan.name):
+            continue  # gone already; the index has not caught up
         log.warning("deleting namespace %s: %s", orphan.name, why(orphan))
-        await asyncio.to_thread(_kube().delete_namespace, orphan.name)
         metrics.collected(reason="Orphan")
         involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
-        await asyncio.to_thread(_kube().post_event, involved, "Warning", "OrphanCollected", why(orphan))
+        try:
+            await asyncio.to_thread(kube.post_event, involved, "Warning", "OrphanCollected", why(orphan))
+        except Exception:  # an Event is worth a log line, not the rest of the pass
+            log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)
 
 
 async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, interval: float) -> None:
@@ -167,7 +185,11 @@ async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, inter
 
 
 @kopf.on.startup()
-async def start_orphan_sweep(environment_namespaces: kopf.Index, environments_by_uid: kopf.Index, **_: Any) -> None:
+async def start_orphan_sweep(
+    settings: kopf.OperatorSettings, environment_namespaces: kopf.Index, environments_by_uid: kopf.Index, **_: Any
+) -> None:
+    if not settings.peering.standalone and settings.peering.clusterwide:
+        _state["peering"] = (settings.peering.name, settings.peering.priority)
     interval = get_settings().orphan_sweep_interval_seconds
     _state["indexed"] = asyncio.Event()
     _state["sweep"] = asyncio.create_task(_sweep_forever(environment_namespaces, environments_by_uid, interval))
@@ -266,18 +288,23 @@ async def collect_on_delete(
     Waits on the namespace index (its watch wakes us), not by polling the API."""
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
+    kube = _kube()
     seen = next(iter(environment_namespaces.get(target, [])), None)
-    if seen is not None and seen.phase != "Terminating":
+    # Not in the index may also mean "created a moment ago, not seen yet":
+    # the DELETE itself says whether there was one (a 404 costs one request).
+    if (seen is None or seen.phase != "Terminating") and await asyncio.to_thread(kube.delete_namespace, target):
         message = f"deleting namespace {target}"
-        kube = _kube()
         await asyncio.to_thread(kube.patch_status, namespace, name, {"phase": "Terminating", "message": message})
         kopf.event(body, type="Normal", reason="Terminating", message=message)
-        await asyncio.to_thread(kube.delete_namespace, target)
     deadline = asyncio.get_running_loop().time() + COLLECT_WAIT_SECONDS
     with WAKEUPS.listen(uid) as wake:
         while target in environment_namespaces:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
+                # A watch that reconnected after the namespace went may never
+                # report its deletion: ask the API before waiting longer.
+                if not await asyncio.to_thread(kube.delete_namespace, target):
+                    break
                 raise kopf.TemporaryError(f"namespace {target} is still being deleted", delay=1)
             wake.clear()
             try:

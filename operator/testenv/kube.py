@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # its own (20 workers); with the client's default pool (5 per CPU) they queue
 # for connections and throw them away ("Connection pool is full") under load.
 CONNECTION_POOL_SIZE = 32
+# For the calls of background tasks, which nothing else would ever time out.
+REQUEST_TIMEOUT = (10.0, 60.0)
 
 
 def load_client() -> client.ApiClient:
@@ -123,13 +125,17 @@ class Kube:
         with self._lock:
             self._applied.pop((ref.api_version, ref.kind, ref.namespace, ref.name), None)
 
-    def delete_namespace(self, name: str) -> None:
+    def delete_namespace(self, name: str) -> bool:
+        """False when there was no such namespace (any more)."""
         try:
             self.core.delete_namespace(name, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        self.forget_namespace(name)
+            return False
+        finally:
+            self.forget_namespace(name)
+        return True
 
     def forget_namespace(self, name: str) -> None:
         with self._lock:
@@ -158,8 +164,17 @@ class Kube:
 
     def environment_uids(self) -> set[str]:
         """The uids of every TestEnvironment in the cluster, as the API has them now."""
-        found = self.custom.list_cluster_custom_object(models.GROUP, models.VERSION, models.PLURAL)
+        found = self.custom.list_cluster_custom_object(
+            models.GROUP, models.VERSION, models.PLURAL, _request_timeout=REQUEST_TIMEOUT
+        )
         return {item["metadata"]["uid"] for item in found.get("items") or []}
+
+    def cluster_peers(self, peering: str) -> dict[str, Any]:
+        """The peers kopf has registered in a ClusterKopfPeering, by identity."""
+        found = self.custom.get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", peering, _request_timeout=REQUEST_TIMEOUT
+        )
+        return dict(found.get("status") or {})
 
     def delete_environment(self, namespace: str, name: str) -> None:
         try:

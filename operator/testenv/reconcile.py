@@ -137,9 +137,11 @@ def reconcile(
         kube.create_once(obj)
     for ref in result.delete:
         kube.delete(ref)
+    collected = False
     if result.collect_namespace and observed.namespace_phase not in (None, "Terminating"):
-        kube.delete_namespace(env.target_namespace)
-        metrics.collected(reason=str(result.status.phase))
+        collected = kube.delete_namespace(env.target_namespace)
+        if collected:
+            metrics.collected(reason=str(result.status.phase))
     if result.collect_namespace and settings.delete_resource_after_collection and observed.namespace_phase is None:
         # The namespace is gone; the record goes too, as configured.
         kube.delete_environment(namespace, name)
@@ -149,7 +151,10 @@ def reconcile(
     status, before = result.status.wire(), previous.wire()
     if status != before:
         since = None if memory.status_written_at is None else time.monotonic() - memory.status_written_at
-        hold = hold_status(before, status, since_last_write=since, announces=bool(result.events or result.log_tails))
+        # A collection is written at once too: planned again from the old
+        # status, it would delete (and count) the namespace again.
+        announced = bool(result.events or result.log_tails or collected)
+        hold = hold_status(before, status, since_last_write=since, announces=announced)
         if hold:
             # Planned again from the same status when it is due; nothing is lost.
             return hold if wake_after is None else min(wake_after, hold)

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from kubernetes import client
 from operator_support import kubectl
 from testbed_support import ROOT, wait_for
 
@@ -48,7 +49,7 @@ def _acting(replica) -> bool:
     return logs.rfind("Resuming operations after the pause") > logs.rfind("Pausing operations in favour of")
 
 
-def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, environments, batch):
+def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, environments, batch, core):
     standby, active = peered_pair  # started in this order; the second has the higher priority
     wait_for(lambda: "Pausing operations in favour of" in standby.logs(), timeout=60,
              what="the lower-priority replica stepping back")
@@ -62,6 +63,20 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, env
     assert [j.metadata.name for j in batch.list_namespaced_job(status["namespace"]).items] == ["smoke-r1"]
 
     assert not _acting(standby), "the standby acted while the active replica was alive"
+
+    # The orphan sweep is no kopf handler, so it reads the peering object
+    # itself: the acting replica sweeps, the paused one does not.
+    orphan = f"te-orphan-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=orphan, labels={
+        "app.kubernetes.io/managed-by": "testenv-operator",
+        "testenv.dev/environment": "gone",
+        "testenv.dev/environment-namespace": "ci",
+        "testenv.dev/environment-uid": str(uuid.uuid4()),
+    })))
+    wait_for(lambda: f"deleting namespace {orphan}: orphaned" in active.logs(), timeout=60,
+             what="the acting replica sweeping an orphan")
+    assert orphan not in standby.logs()
+
     active.kill()
     # The dead replica's keep-alive expires (kopf's 60 s lifetime), then the standby resumes.
     wait_for(lambda: _acting(standby), timeout=150, what="the standby taking over")

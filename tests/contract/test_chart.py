@@ -223,7 +223,7 @@ def test_replicas_coordinate_through_kopf_peering(cluster: Cluster, helm_home: P
     role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-peering"))
     named = [r for r in role["rules"] if r.get("resourceNames")]
     assert named == [{"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
-                      "resourceNames": [peering["metadata"]["name"]], "verbs": ["patch"]}]
+                      "resourceNames": [peering["metadata"]["name"]], "verbs": ["get", "patch"]}]
 
 
 def test_operator_pod_is_locked_down(cluster: Cluster, helm_home: Path) -> None:
