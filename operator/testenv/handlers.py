@@ -24,6 +24,7 @@ from .kube import Kube, load_client
 from .observe import Observed, job, workload
 from .orphans import environment_namespace, find_orphans, why
 from .peering import outranked
+from .plan import was_collected
 from .reconcile import Memory, reconcile
 from .settings import get_settings
 from .wakeups import Wakeups
@@ -280,6 +281,7 @@ async def collect_on_delete(
     namespace: str,
     uid: str,
     body: kopf.Body,
+    status: kopf.Status,
     environment_namespaces: kopf.Index,
     environments_by_uid: kopf.Index,
     **_: Any,
@@ -291,8 +293,10 @@ async def collect_on_delete(
     kube = _kube()
     seen = next(iter(environment_namespaces.get(target, [])), None)
     # Not in the index may also mean "created a moment ago, not seen yet":
-    # the DELETE itself says whether there was one (a 404 costs one request).
-    if (seen is None or seen.phase != "Terminating") and await asyncio.to_thread(kube.delete_namespace, target):
+    # unless the run's namespace was collected already, the DELETE itself
+    # says whether there is one.
+    unknown = seen is None and not was_collected(status)
+    if (unknown or (seen and seen.phase != "Terminating")) and await asyncio.to_thread(kube.delete_namespace, target):
         message = f"deleting namespace {target}"
         await asyncio.to_thread(kube.patch_status, namespace, name, {"phase": "Terminating", "message": message})
         kopf.event(body, type="Normal", reason="Terminating", message=message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from graphlib import TopologicalSorter
@@ -42,6 +42,7 @@ from .settings import Settings
 from .validate import SpecError
 
 COLLECTING = "collecting results"
+COLLECTED = "collected at "  # how status.message starts once the namespace was collected
 COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source  # a finished suite whose counts are not read yet
 
 
@@ -514,8 +515,8 @@ class _Planner:
             if now >= expires:
                 self.plan.collect_namespace = True
                 self.plan.apply, self.plan.create = [], []
-                if not status.message.startswith("collected"):
-                    status.message = f"collected at {_ts(expires)}: {status.message}"
+                if not status.message.startswith(COLLECTED):
+                    status.message = f"{COLLECTED}{_ts(expires)}: {status.message}"
             else:
                 self._wake_at(expires)
         if status.phase != given.previous.phase:
@@ -541,3 +542,8 @@ def plan(given: PlanInput) -> Plan:
 
 
 __all__ = ["COLLECTING", "Admission", "Event", "ObjectRef", "Plan", "PlanInput", "plan"]
+
+
+def was_collected(status: Mapping[str, Any]) -> bool:
+    """The run's namespace was deleted by its TTL, retention or deadline."""
+    return str(status.get("message", "")).startswith(COLLECTED)

@@ -46,7 +46,7 @@ from testenv.models import (
     TestEnvironmentStatus,
 )
 from testenv.observe import Observed, WorkloadObservation
-from testenv.plan import ObjectRef
+from testenv.plan import ObjectRef, was_collected
 from testenv.validate import SpecError
 
 SUCCEEDED, FAILED, RUNNING, SKIPPED, PENDING = (
@@ -1119,6 +1119,8 @@ def test_namespace_is_collected_once_now_reaches_expires_at() -> None:
     assert at.status.phase == Phase.SUCCEEDED
     assert at.status.message.startswith("collected")
     assert at.wake_after is None
+    # What the delete handler reads to skip a DELETE of a namespace long gone.
+    assert was_collected(at.status.wire()) and not was_collected(before.status.wire())
 
 
 def test_zero_ttl_collects_in_the_reconcile_that_finishes() -> None:
