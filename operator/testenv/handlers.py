@@ -101,6 +101,10 @@ def environments_by_uid(
     return {uid: summary}
 
 
+def _index_values(index: kopf.Index) -> list[Any]:
+    return [value for _, store in index.items() for value in store]
+
+
 def _wake_waiting(environments: kopf.Index) -> None:
     """A slot may have freed: let queued environments look again."""
     for store in environments.values():
@@ -132,10 +136,6 @@ def _indexes_filled() -> None:
     # first call says the sweep may trust them (an orphan brings an event).
     if (filled := _state.get("indexed")) is not None:
         filled.set()
-
-
-def _index_values(index: kopf.Index) -> list[Any]:
-    return [value for _, store in index.items() for value in store]
 
 
 async def _paused() -> bool:
@@ -256,7 +256,7 @@ async def run_environment(
             me = EnvSummary(
                 uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
             )
-            everyone = [summary for _, store in environments_by_uid.items() for summary in store]
+            everyone = _index_values(environments_by_uid)
             admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
             try:
                 delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
