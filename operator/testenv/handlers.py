@@ -204,8 +204,13 @@ async def stop_orphan_sweep(**_: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+def _namespace(namespaces: kopf.Index, target: str) -> Any:
+    """The environment namespace as the index has it, or None."""
+    return next(iter(namespaces.get(target, [])), None)
+
+
 def _observed(target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index) -> Observed:
-    ns = next(iter(namespaces.get(target, [])), None)
+    ns = _namespace(namespaces, target)
     return Observed(
         namespace_phase=ns.phase if ns else None,
         workloads={w.name: w for w in workloads.get(target, [])},
@@ -291,7 +296,7 @@ async def collect_on_delete(
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
     kube = _kube()
-    seen = next(iter(environment_namespaces.get(target, [])), None)
+    seen = _namespace(environment_namespaces, target)
     # Not in the index may also mean "created a moment ago, not seen yet":
     # unless the run's namespace was collected already, the DELETE itself
     # says whether there is one.

@@ -41,9 +41,9 @@ from .ordering import gating_seeds, seed_fills, seed_waits_for
 from .settings import Settings
 from .validate import SpecError
 
-COLLECTING = "collecting results"
+COLLECTING = "collecting results"  # a finished suite whose counts are not read yet
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
-COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source  # a finished suite whose counts are not read yet
+COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source
 
 
 @dataclass(frozen=True)
@@ -541,9 +541,9 @@ def plan(given: PlanInput) -> Plan:
     return _Planner(given).run()
 
 
-__all__ = ["COLLECTING", "Admission", "Event", "ObjectRef", "Plan", "PlanInput", "plan"]
-
-
 def was_collected(status: Mapping[str, Any]) -> bool:
     """The run's namespace was deleted by its TTL, retention or deadline."""
     return str(status.get("message", "")).startswith(COLLECTED)
+
+
+__all__ = ["COLLECTING", "COLLECTED", "Admission", "Event", "ObjectRef", "Plan", "PlanInput", "plan", "was_collected"]

@@ -158,8 +158,8 @@ def reconcile(
         if hold:
             # Planned again from the same status when it is due; nothing is lost.
             return hold if wake_after is None else min(wake_after, hold)
-        kube.patch_status(namespace, name, result.status.model_dump(by_alias=True, mode="json"))
         memory.status = result.status.model_dump(by_alias=True, mode="json")
+        kube.patch_status(namespace, name, memory.status)
         memory.status_written_at = time.monotonic()
     for event in result.events:
         kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
