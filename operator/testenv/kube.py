@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 CONNECTION_POOL_SIZE = 32
 # For the calls of background tasks, which nothing else would ever time out.
 REQUEST_TIMEOUT = (10.0, 60.0)
+# How long a pull Secret read from the operator's namespace is believed: every
+# environment's reconcile asks, and a rotated registry token arrives this late.
+PULL_SECRET_TTL = 30.0
 
 
 def load_client() -> client.ApiClient:
@@ -68,6 +72,7 @@ class Kube:
         # sent again. After a restart the cache is empty and everything is
         # re-applied once, which server-side apply makes harmless.
         self._applied: dict[tuple[str, str, str, str], str] = {}
+        self._pull_secrets: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -197,6 +202,31 @@ class Kube:
             raise
         services = self.api.sanitize_for_serialization(self.core.list_namespaced_service(namespace).items)
         return CopySource(deployment=source, services=[s for s in services if selects(s, source)])
+
+    def read_pull_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A pull Secret of the operator's namespace (name, type and data only),
+        or None when there is none; read at most once per PULL_SECRET_TTL."""
+        key, now = (namespace, name), time.monotonic()
+        with self._lock:
+            cached = self._pull_secrets.get(key)
+        if cached is not None and now - cached[0] < PULL_SECRET_TTL:
+            return cached[1]
+        try:
+            secret = self.api.sanitize_for_serialization(
+                self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+            )
+            found: dict[str, Any] | None = {
+                "metadata": {"name": name, "namespace": namespace},
+                "type": secret.get("type"),
+                "data": secret.get("data") or {},
+            }
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        with self._lock:
+            self._pull_secrets[key] = (now, found)
+        return found
 
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items

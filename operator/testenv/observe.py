@@ -53,6 +53,8 @@ class Observed:
     results: Mapping[str, SuiteResult] = field(default_factory=dict)
     copy_sources: Mapping[str, CopySource | None] = field(default_factory=dict)
     stub_checks: Mapping[str, SuiteStatus] = field(default_factory=dict)
+    # The configured pull Secrets as read in the operator's namespace; None: not found.
+    pull_secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 def _labels(body: Mapping[str, Any]) -> Mapping[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 from .build import datastores as datastore_build
 from .build import jobs as job_build
 from .build import namespace as namespace_build
+from .build import placement as placement_build
 from .build import seeds as seed_build
 from .build import services as service_build
 from .build import stubs as stub_build
@@ -43,7 +44,7 @@ from .validate import SpecError
 
 COLLECTING = "collecting results"  # a finished suite whose counts are not read yet
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
-COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source
+COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source (or pull Secret)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class _Planner:
         self.env = given.env
         self.observed = given.observed
         self.settings = given.settings
+        self.placement = given.settings.pod_placement()
         self.plan = Plan(status=TestEnvironmentStatus())
         self.ready: dict[str, bool] = {}
 
@@ -150,17 +152,40 @@ class _Planner:
         ]
         return env
 
+    def _pull_secret_copies(self) -> list[dict[str, Any]]:
+        """The configured pull Secrets, copied from the operator's namespace:
+        a pod can use pull Secrets of its own namespace only."""
+        found = (self.observed.pull_secrets.get(name) for name in self.placement.image_pull_secrets)
+        return [placement_build.pull_secret_copy(source, self.env) for source in found if source is not None]
+
+    def _missing_pull_secret(self) -> str | None:
+        """Why no pod may start yet: a configured pull Secret that is not there
+        to copy (its pods would fail to pull from the private registry)."""
+        for name in self.placement.image_pull_secrets:
+            if self.observed.pull_secrets.get(name) is None:
+                # Nothing watches Secrets; look again in a while.
+                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+                return (
+                    f"image pull Secret {self.settings.operator_namespace}/{name} not found; "
+                    "create it in the operator's namespace or remove it from config.imagePullSecrets"
+                )
+        return None
+
     def _component_objects(self, component: Datastore | Stub | Service) -> list[dict[str, Any]] | str:
         """The objects of one component, or why they cannot be built yet."""
-        settings = self.settings
+        settings, placement = self.settings, self.placement
+        if (missing := self._missing_pull_secret()) is not None:
+            return missing
         if isinstance(component, Datastore):
             image = datastore_build.datastore_image(component, settings.engine_images)
             self.plan.create.append(
                 datastore_build.datastore_secret(component, self.env, self.given.new_password())
             )
-            return datastore_build.datastore_objects(component, self.env, image)
+            return datastore_build.datastore_objects(component, self.env, image, placement)
         if isinstance(component, Stub):
-            return stub_build.stub_objects(component, self.env, component.image or settings.wiremock_image)
+            return stub_build.stub_objects(
+                component, self.env, component.image or settings.wiremock_image, placement
+            )
         if component.copy_from:
             source = self.observed.copy_sources.get(component.name)
             if source is None:
@@ -170,8 +195,10 @@ class _Planner:
                     f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} "
                     "not found; create it or fix spec.services[].copyFrom"
                 )
-            return service_build.copied_service_objects(component, source, self.env, self._injected_env())
-        return service_build.image_service_objects(component, self.env, self._injected_env())
+            return service_build.copied_service_objects(
+                component, source, self.env, self._injected_env(), placement
+            )
+        return service_build.image_service_objects(component, self.env, self._injected_env(), placement)
 
     def components(self, seed_phases: dict[str, JobPhase]) -> list[ComponentStatus]:
         fills = seed_fills(self.spec)
@@ -237,13 +264,15 @@ class _Planner:
                     status.phase, status.message = JobPhase.SKIPPED, f"needs {', '.join(failed_needs)}, which failed"
                 elif waiting:
                     status.message = f"waiting for {', '.join(waiting)}"
+                elif (missing := self._missing_pull_secret()) is not None:
+                    status.message = missing
                 else:
                     ds = datastores.get(seed.datastore) if seed.datastore else None
                     image = (
                         datastore_build.datastore_image(ds, self.settings.engine_images) if ds else seed.image or ""
                     )
                     self.plan.apply.extend(
-                        seed_build.seed_objects(seed, ds, self.env, image, run, self._injected_env())
+                        seed_build.seed_objects(seed, ds, self.env, image, run, self._injected_env(), self.placement)
                     )
                     status.message = "starting"
             phases[name] = status.phase
@@ -276,8 +305,12 @@ class _Planner:
                     status.phase, status.message = JobPhase.SKIPPED, "cancelled: an earlier suite failed (failFast)"
                 elif waiting:
                     status.message = f"waiting for {', '.join(waiting)}"
+                elif (missing := self._missing_pull_secret()) is not None:
+                    status.message = missing
                 else:
-                    self.plan.apply.append(job_build.suite_job(suite, self.env, run, self._injected_env()))
+                    self.plan.apply.append(
+                        job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement)
+                    )
                     status.message = "starting"
             phases[name] = status.phase
             statuses[name] = status
@@ -356,6 +389,7 @@ class _Planner:
                             "pods": settings.default_quota_pods},
             container_defaults={"cpu": settings.default_container_cpu, "memory": settings.default_container_memory},
         ))
+        self.plan.apply.extend(self._pull_secret_copies())
         self.old_jobs(status.run)
 
         # Seeds depend on datastore readiness and gate services: settle

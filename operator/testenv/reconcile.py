@@ -96,6 +96,7 @@ def reconcile(
     observed = replace(
         observed,
         copy_sources=_copy_sources(spec, generation, kube, memory) if not errors else {},
+        pull_secrets=_pull_secrets(settings, kube) if not errors else {},
         results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
         stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
     )
@@ -182,6 +183,13 @@ def _copy_sources(
             memory.copy_sources[key] = kube.read_copy_source(svc.copy_from.namespace, svc.copy_from.deployment)
         sources[svc.name] = memory.copy_sources[key]
     return sources
+
+
+def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | None]:
+    """The configured pull Secrets as they are in the operator's namespace now."""
+    return {
+        name: kube.read_pull_secret(settings.operator_namespace, name) for name in settings.image_pull_secrets
+    }
 
 
 def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str) -> None:

@@ -6,12 +6,15 @@ Every value here is a chart value too (charts/testenv-operator/values.yaml).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .build.placement import PodPlacement, Toleration
 from .models import Engine
+
+SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
 
 
 class Settings(BaseSettings):
@@ -28,6 +31,15 @@ class Settings(BaseSettings):
     )
     wiremock_image: str = "wiremock/wiremock:3.13.1"
     # The image whose client runs `sql` seeds is the engine's own image.
+
+    # Where every environment pod runs (datastores, stubs, services and their
+    # copies, seed and test Jobs): a shared cluster's dedicated node pool.
+    # Set, they replace a copied Deployment's own node selection.
+    pod_node_selector: dict[str, str] = Field(default_factory=dict)
+    pod_tolerations: list[Toleration] = Field(default_factory=list)
+    # Pull Secrets (names) in operator_namespace, copied into every environment
+    # namespace and named by every environment pod: a private registry.
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
 
     # Namespaces a service may be copied from (copyFrom.namespace).
     copy_allowlist: frozenset[str] = frozenset()
@@ -57,6 +69,10 @@ class Settings(BaseSettings):
     # Prefix of the environment namespaces; te-<name>-<hash>.
     namespace_prefix: str = "te"
     field_manager: str = "testenv-operator"
+
+
+    def pod_placement(self) -> PodPlacement:
+        return PodPlacement.of(self.pod_node_selector, self.pod_tolerations, self.image_pull_secrets)
 
 
 @lru_cache(maxsize=1)

@@ -107,7 +107,8 @@ def test_default_render_is_accepted_by_the_api_server(cluster: Cluster, helm_hom
     docs = render(cluster, helm_home, namespace)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"} <= kinds
-    assert not kinds & {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "RoleBinding"}, "optional parts are off"
+    assert not kinds & {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "Role", "RoleBinding"}, \
+        "optional parts are off"
     out = dry_run_on_server(cluster, docs)
     assert "deployment.apps/testenv-testenv-operator created (server dry run)" in out
 
@@ -117,7 +118,7 @@ def test_everything_on_render_is_accepted_by_the_api_server(
 ) -> None:
     docs = render(cluster, helm_home, namespace, "-f", str(ALL_ON))
     kinds = {d["kind"] for d in docs}
-    assert {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "RoleBinding"} <= kinds
+    assert {"ClusterKopfPeering", "ServiceMonitor", "ConfigMap", "Role", "RoleBinding"} <= kinds
     out = dry_run_on_server(cluster, docs)
     assert "clusterkopfpeering.kopf.dev/testenv-all-on created (server dry run)" in out
 
@@ -139,9 +140,11 @@ def test_chart_crds_are_accepted_by_the_api_server(cluster: Cluster, helm_home: 
         ("config:\n  podSecurityLevel: lax\n", "podSecurityLevel"),
         ("config:\n  maxActiveEnvironments: -1\n", "maxActiveEnvironments"),
         ("config:\n  shinyNewSetting: true\n", "shinyNewSetting"),
+        ("config:\n  podTolerations: [{key: a, operator: Sometimes}]\n", "operator"),
+        ("config:\n  imagePullSecrets: [{name: regcred}]\n", "imagePullSecrets"),
     ],
     ids=["replicaCount-not-a-number", "unknown-top-level-key", "unknown-pod-security-level",
-         "negative-limit", "unknown-setting"],
+         "negative-limit", "unknown-setting", "unknown-toleration-operator", "pull-secret-not-a-name"],
 )
 def test_schema_rejects_bad_values_at_template_time(
     cluster: Cluster, helm_home: Path, tmp_path: Path, values: str, complaint: str
@@ -200,6 +203,28 @@ def test_configured_values_reach_the_operator(
     assert settings.delete_resource_after_collection is True
     assert (settings.namespace_prefix, settings.field_manager) == ("ci", "testenv-ci")
     assert env["TESTENV_HEALTH_PORT"] == "8081" and env["TESTENV_METRICS_PORT"] == "9191"
+    placement = settings.pod_placement()
+    assert dict(placement.node_selector) == {"testenv.dev/pool": "ci"}
+    assert [t.wire() for t in placement.tolerations] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ci", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 300},
+    ]
+    assert placement.image_pull_secrets == ("regcred", "mirror-cred")
+
+
+def test_pull_secret_access_is_rendered_by_name_only(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "platform", "-f", str(ALL_ON))
+    role = one(docs, "Role")
+    assert role["metadata"]["namespace"] == "platform", "read only in the operator's own namespace"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+                              "resourceNames": ["regcred", "mirror-cred"], "verbs": ["get"]}]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["kind"] == "Role")
+    assert binding["metadata"]["namespace"] == "platform"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    copies = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-pull-secret-copies"))
+    assert copies["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+                                "resourceNames": ["regcred", "mirror-cred"], "verbs": ["patch"]}]
 
 
 def test_one_replica_runs_standalone(cluster: Cluster, helm_home: Path) -> None:
@@ -287,6 +312,7 @@ def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[d
         "namespace": f"t-chart-{suffix}",
         "source": f"t-chart-src-{suffix}",
         "other": f"t-chart-other-{suffix}",
+        "pull_secret": f"regcred-{suffix}",
     }
     info["fullname"] = f"{info['name']}-testenv-operator"
     info["sa"] = f"system:serviceaccount:{info['namespace']}:{info['fullname']}"
@@ -295,6 +321,7 @@ def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[d
     try:
         helm(cluster, helm_home, "install", info["name"], str(CHART), "--namespace", info["namespace"],
              "--set", "peering.enabled=true", "--set", f"config.copyAllowlist={{{info['source']}}}",
+             "--set", f"config.imagePullSecrets={{{info['pull_secret']}}}",
              "--wait", "--timeout", "120s")
         yield info
         helm(cluster, helm_home, "uninstall", info["name"], "--namespace", info["namespace"],
@@ -318,19 +345,21 @@ def test_install_creates_the_operator_and_its_access(cluster: Cluster, release: 
     kubectl(cluster, "-n", ns, "get", f"deployment/{full}", f"serviceaccount/{full}", f"service/{full}-metrics")
     deployment = yaml.safe_load(kubectl(cluster, "-n", ns, "get", f"deployment/{full}", "-o", "yaml").stdout)
     assert deployment["status"].get("availableReplicas") == 1
-    for concern in ("testenvironments", "kopf", "environments", "results", "copy-sources", "peering"):
+    for concern in ("testenvironments", "kopf", "environments", "results", "copy-sources", "peering",
+                    "pull-secret-copies"):
         kubectl(cluster, "get", f"clusterrole/{full}-{concern}")
-    for concern in ("testenvironments", "kopf", "environments", "results", "peering"):
+    for concern in ("testenvironments", "kopf", "environments", "results", "peering", "pull-secret-copies"):
         binding = yaml.safe_load(kubectl(cluster, "get", f"clusterrolebinding/{full}-{concern}", "-o", "yaml").stdout)
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": full, "namespace": ns}]
     kubectl(cluster, "-n", release["source"], "get", f"rolebinding/{full}-copy-source")
+    kubectl(cluster, "-n", ns, "get", f"role/{full}-pull-secrets", f"rolebinding/{full}-pull-secrets")
     kubectl(cluster, "get", f"clusterkopfpeering/{full}")
 
 
 def test_installed_cluster_roles_have_no_wildcards(cluster: Cluster, release: dict[str, str]) -> None:
     roles = yaml.safe_load(kubectl(cluster, "get", "clusterroles", "-l",
                                    f"app.kubernetes.io/instance={release['name']}", "-o", "yaml").stdout)["items"]
-    assert len(roles) == 6
+    assert len(roles) == 7
     assert not rules_with_wildcards(roles)
 
 
@@ -397,3 +426,23 @@ def test_peering_object_is_writable_only_by_name(cluster: Cluster, release: dict
     assert can_i(cluster, release, "patch", f"clusterkopfpeerings.kopf.dev/{release['fullname']}")
     assert not can_i(cluster, release, "patch", "clusterkopfpeerings.kopf.dev/someone-else")
     assert can_i(cluster, release, "watch", "clusterkopfpeerings.kopf.dev")
+
+
+def test_pull_secrets_are_readable_by_name_in_the_operators_namespace_only(
+    cluster: Cluster, release: dict[str, str]
+) -> None:
+    ns, other, secret = release["namespace"], release["other"], release["pull_secret"]
+    assert can_i(cluster, release, "get", f"secrets/{secret}", "-n", ns)
+    assert not can_i(cluster, release, "get", "secrets/someone-elses", "-n", ns)
+    assert not can_i(cluster, release, "get", f"secrets/{secret}", "-n", other)
+    for verb in ("list", "watch", "update", "delete"):
+        assert not can_i(cluster, release, verb, "secrets", "-n", ns), verb
+
+
+def test_pull_secret_copies_are_writable_by_name_only(cluster: Cluster, release: dict[str, str]) -> None:
+    """Copies go into environment namespaces, created at run time: the name is the limit."""
+    other, secret = release["other"], release["pull_secret"]
+    assert can_i(cluster, release, "create", "secrets", "-n", other)
+    assert can_i(cluster, release, "patch", f"secrets/{secret}", "-n", other)
+    assert not can_i(cluster, release, "patch", "secrets/someone-elses", "-n", other)
+    assert not can_i(cluster, release, "get", f"secrets/{secret}", "-n", other)

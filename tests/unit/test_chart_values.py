@@ -98,6 +98,12 @@ def test_ci_values_satisfy_the_schema() -> None:
         {"config": {"defaultQuotaMemory": "eight gigs"}},
         {"config": {"copyAllowlist": ["Not_A_Namespace"]}},
         {"image": {"pullPolicy": "Sometimes"}},
+        {"config": {"podNodeSelector": {"pool": 1}}},
+        {"config": {"podTolerations": [{"key": "dedicated", "operator": "Sometimes"}]}},
+        {"config": {"podTolerations": [{"key": "dedicated", "effect": "NoWay"}]}},
+        {"config": {"podTolerations": [{"key": "dedicated", "tolerance": "high"}]}},
+        {"config": {"imagePullSecrets": [{"name": "regcred"}]}},
+        {"config": {"imagePullSecrets": ["Not_A_Secret"]}},
     ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from .common import (
     pod_security_context,
     selector_labels,
 )
+from .placement import NO_PLACEMENT, PodPlacement, place
 
 PORTS: dict[str, int] = {Engine.POSTGRES: 5432, Engine.MYSQL: 3306, Engine.REDIS: 6379, Engine.MONGODB: 27017}
 # The numeric uid of the official images' own user (postgres, mysql, redis,
@@ -169,7 +170,9 @@ def _engine_args(ds: Datastore) -> list[str] | None:
     return None  # the image's own entrypoint and command
 
 
-def datastore_objects(ds: Datastore, env: EnvRef, image: str) -> list[dict[str, Any]]:
+def datastore_objects(
+    ds: Datastore, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT
+) -> list[dict[str, Any]]:
     """The Deployment and Service; the Secret is created once, separately, so
     that its password survives re-provisioning."""
     labels = component_labels(env, ds.name, "datastore")
@@ -207,7 +210,7 @@ def datastore_objects(ds: Datastore, env: EnvRef, image: str) -> list[dict[str, 
             "selector": {"matchLabels": selector_labels(ds.name)},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
+                "spec": place({
                     "automountServiceAccountToken": False,
                     # Service links would add e.g. REDIS_PORT=tcp://... beside
                     # the variables the images read.
@@ -215,7 +218,7 @@ def datastore_objects(ds: Datastore, env: EnvRef, image: str) -> list[dict[str, 
                     "securityContext": pod_security_context(ENGINE_UID),
                     "containers": [container],
                     "volumes": [{"name": "data", "emptyDir": {}}],
-                },
+                }, placement),
             },
         },
     }

@@ -14,6 +14,7 @@ from .common import (
     merge_env,
     pod_security_context,
 )
+from .placement import NO_PLACEMENT, PodPlacement, place
 
 LABEL_SUITE = "testenv.dev/suite"
 
@@ -22,7 +23,13 @@ def job_name(name: str, run: int) -> str:
     return f"{name}-r{run}"
 
 
-def suite_job(suite: TestSuite, env: EnvRef, run: int, injected_env: list[dict[str, Any]]) -> dict[str, Any]:
+def suite_job(
+    suite: TestSuite,
+    env: EnvRef,
+    run: int,
+    injected_env: list[dict[str, Any]],
+    placement: PodPlacement = NO_PLACEMENT,
+) -> dict[str, Any]:
     labels = component_labels(env, suite.name, "test") | {LABEL_RUN: str(run), LABEL_SUITE: suite.name}
     shard_index: dict[str, Any] = {"name": "TESTENV_SHARD_INDEX", "value": "0"}
     if suite.shards > 1:
@@ -56,13 +63,13 @@ def suite_job(suite: TestSuite, env: EnvRef, run: int, injected_env: list[dict[s
         "parallelism": suite.shards,
         "template": {
             "metadata": {"labels": labels, "annotations": dict(suite.pod_annotations)},
-            "spec": {
+            "spec": place({
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": pod_security_context(),
                 "containers": [container],
-            },
+            }, placement),
         },
     }
     if suite.shards > 1:

@@ -18,6 +18,7 @@ from .common import (
     pod_security_context,
 )
 from .datastores import ENGINE_UID, secret_env
+from .placement import NO_PLACEMENT, PodPlacement, place
 
 SCRIPT_DIR = "/seed"
 SCRIPT_PATH = f"{SCRIPT_DIR}/script"
@@ -111,6 +112,7 @@ def seed_objects(
     image: str,
     run: int,
     injected_env: list[dict[str, Any]],
+    placement: PodPlacement = NO_PLACEMENT,
 ) -> list[dict[str, Any]]:
     """The seed's Job for this run (and its script's ConfigMap for a `sql` seed).
 
@@ -167,7 +169,7 @@ def seed_objects(
         "backoffLimit": 0,
         "template": {
             "metadata": {"labels": labels, "annotations": dict(seed.pod_annotations)},
-            "spec": {
+            "spec": place({
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
                 # The env is what the spec and the datastores give, nothing else.
@@ -175,7 +177,7 @@ def seed_objects(
                 "securityContext": pod_security_context(run_as),
                 "containers": [container],
                 **pod,
-            },
+            }, placement),
         },
     }
     if seed.timeout_seconds is not None:

@@ -17,6 +17,7 @@ from .common import (
     pod_security_context,
     selector_labels,
 )
+from .placement import NO_PLACEMENT, PodPlacement, place, place_copy
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> di
     }
 
 
-def image_service_objects(svc: Service, env: EnvRef, injected_env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def image_service_objects(
+    svc: Service, env: EnvRef, injected_env: list[dict[str, Any]], placement: PodPlacement = NO_PLACEMENT
+) -> list[dict[str, Any]]:
     labels = component_labels(env, svc.name, "service")
     deployment = {
         "apiVersion": "apps/v1",
@@ -114,12 +117,12 @@ def image_service_objects(svc: Service, env: EnvRef, injected_env: list[dict[str
             "selector": {"matchLabels": selector_labels(svc.name)},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
+                "spec": place({
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(),
                     "containers": [_container(svc, injected_env)],
-                },
+                }, placement),
             },
         },
     }
@@ -149,7 +152,11 @@ def _harden(pod_spec: dict[str, Any]) -> None:
 
 
 def copied_service_objects(
-    svc: Service, source: CopySource, env: EnvRef, injected_env: list[dict[str, Any]]
+    svc: Service,
+    source: CopySource,
+    env: EnvRef,
+    injected_env: list[dict[str, Any]],
+    placement: PodPlacement = NO_PLACEMENT,
 ) -> list[dict[str, Any]]:
     """The source Deployment re-homed in the environment: cluster-set fields,
     status and owner references stripped; image, command and env overridden;
@@ -171,6 +178,7 @@ def copied_service_objects(
     pod_spec.pop("serviceAccountName", None)  # that account lives in the source namespace
     pod_spec.pop("serviceAccount", None)
     pod_spec.pop("nodeName", None)
+    place_copy(pod_spec, placement)
     selector = spec.setdefault("selector", {})
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), **selector_labels(svc.name)}
     spec["replicas"] = svc.replicas

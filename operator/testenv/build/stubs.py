@@ -17,6 +17,7 @@ from .common import (
     pod_security_context,
     selector_labels,
 )
+from .placement import NO_PLACEMENT, PodPlacement, place
 
 WIREMOCK_PORT = 8080
 # The image runs as root unless told otherwise; restricted pods need a numeric
@@ -82,7 +83,9 @@ def stub_configmap(stub: Stub, env: EnvRef, files: dict[str, str]) -> dict[str, 
     }
 
 
-def stub_deployment(stub: Stub, env: EnvRef, image: str, files: dict[str, str]) -> dict[str, Any]:
+def stub_deployment(
+    stub: Stub, env: EnvRef, image: str, files: dict[str, str], placement: PodPlacement = NO_PLACEMENT
+) -> dict[str, Any]:
     labels = component_labels(env, stub.name, ComponentKind.STUB.value)
     security = container_security_context(WIREMOCK_UID)
     root_mount = {"name": "wiremock-root", "mountPath": WIREMOCK_HOME}
@@ -102,7 +105,7 @@ def stub_deployment(stub: Stub, env: EnvRef, image: str, files: dict[str, str]) 
                     # A changed mapping changes the template, so the pod rolls.
                     "annotations": {ANNOTATION_MAPPINGS_HASH: mappings_hash(files)},
                 },
-                "spec": {
+                "spec": place({
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(WIREMOCK_UID),
@@ -141,7 +144,7 @@ def stub_deployment(stub: Stub, env: EnvRef, image: str, files: dict[str, str]) 
                         # Writable root: WireMock creates __files there at start.
                         {"name": "wiremock-root", "emptyDir": {}},
                     ],
-                },
+                }, placement),
             },
         },
     }
@@ -160,12 +163,14 @@ def stub_service(stub: Stub, env: EnvRef) -> dict[str, Any]:
     }
 
 
-def stub_objects(stub: Stub, env: EnvRef, image: str) -> list[dict[str, Any]]:
+def stub_objects(
+    stub: Stub, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT
+) -> list[dict[str, Any]]:
     """ConfigMap, Deployment and Service of a stub; `image` is the operator's
     default, which the stub's own `image` overrides."""
     files = mapping_files(stub)
     return [
         stub_configmap(stub, env, files),
-        stub_deployment(stub, env, stub.image or image, files),
+        stub_deployment(stub, env, stub.image or image, files, placement),
         stub_service(stub, env),
     ]
