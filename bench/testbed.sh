@@ -21,6 +21,9 @@ root="$(cd "$here/.." && pwd)"
 cluster_sh="$root/hack/testbed/cluster.sh"
 export TESTBED_STATE="${TESTBED_STATE:-/tmp/bench-testbed}"
 export TESTBED_NAME="${TESTBED_NAME:-bench}"
+# The benchmarks measure the operator and the control plane with KWOK's pods;
+# a real node (one per machine) stays out of them unless asked for.
+export TESTBED_REAL_NODE="${TESTBED_REAL_NODE:-0}"
 
 up() {
   # cluster.sh does the work; only the kubeconfig path goes to stdout.

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Starts and stops the test bed: a real control plane (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler) with KWOK simulating nodes and pods,
-# run by kwokctl's binary runtime from our locally built binaries.
+# kube-controller-manager, kube-scheduler) run by kwokctl's binary runtime from
+# our locally built binaries, with KWOK simulating two nodes and their pods,
+# and (unless TESTBED_REAL_NODE=0) one real node beside them: a local registry
+# (registry.sh), images built from Debian's packages (images.sh) and a
+# kubelet with containerd (node.sh). The real node is tainted
+# testenv.dev/real-node:NoSchedule, so only pods that tolerate it run there.
 #   cluster.sh up      build if needed, start, write .cluster/kubeconfig
 #   cluster.sh down    stop and delete everything it started
 #   cluster.sh restart stop and start the whole control plane, keeping its data
@@ -11,6 +15,7 @@
 #   TESTBED_NAME          the kwokctl cluster name (default testenv)
 #   TESTBED_CACHE         where build.sh puts the binaries (default .cache/testbed/)
 #   TESTBED_SERVICE_CIDR  the API server's Service range (default 10.0.0.0/16)
+#   TESTBED_REAL_NODE     1 (default): also start the real node; 0: KWOK only
 #   TESTBED_KWOKCTL_ARGS  extra `kwokctl create cluster` flags, split on whitespace,
 #                         e.g. "--disable-qps-limits" or "--kube-audit-policy /abs/policy.yaml"
 # The last two only take effect when `up` creates the cluster, not when it
@@ -26,6 +31,65 @@ kubeconfig="$state/kubeconfig"
 export KWOK_WORKDIR="$state/kwok"
 export PATH="$bin:$PATH"
 
+real_node="${TESTBED_REAL_NODE:-1}"
+logs="$state/logs"
+
+# kwokctl's configuration: options and per-component flags (kwokctl's
+# --extra-args can attach a flag to the wrong component when repeated).
+kwokctl_config() {
+  local host_ip="$1" service_ip="$2" pki="$KWOK_WORKDIR/clusters/$name/pki"
+  cat <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  # Every component on loopback; the API server alone is opened below.
+  bindAddress: 127.0.0.1
+  # Admission as on any cluster: ServiceAccount tokens, Pod Security,
+  # ResourceQuota and LimitRange are enforced.
+  kubeAdmission: true
+  # Pods reach the API server at the first Service IP (and the host's).
+  kubeApiserverCertSANs: [$service_ip, $host_ip, kubernetes, kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local]
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - {key: service-cluster-ip-range, value: "${TESTBED_SERVICE_CIDR:-10.0.0.0/16}"}
+EOF
+  if [[ "$real_node" == 1 ]]; then
+    cat <<EOF
+  # Pods reach it through the host's address (traffic that stays on the machine).
+  - {key: bind-address, value: 0.0.0.0, override: true}
+  # The kubelet rejects anonymous callers: logs and exec need a client cert.
+  - {key: kubelet-client-certificate, value: $pki/admin.crt}
+  - {key: kubelet-client-key, value: $pki/admin.key}
+  # Never resolve a node's hostname through the host's resolver.
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+EOF
+  fi
+  cat <<EOF
+- name: kwok-controller
+  extraArgs:
+  # KWOK plays only the annotated nodes (nodes.yaml), never the real one.
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+EOF
+}
+
+first_service_ip() {
+  local base="${TESTBED_SERVICE_CIDR:-10.0.0.0/16}"; base="${base%/*}"
+  echo "${base%.*}.$(( ${base##*.} + 1 ))"
+}
+
+# step NAME CMD...: one start-up step; on failure, name it and show its log.
+step() {
+  local what="$1"; shift
+  local logfile="$logs/${what// /-}.log"
+  if ! "$@" >"$logfile" 2>&1; then
+    echo "testbed: step '$what' failed; log: $logfile" >&2
+    tail -n 25 "$logfile" | sed 's/^/  | /' >&2
+    exit 1
+  fi
+}
+
 up() {
   bash "$here/build.sh"
   mkdir -p "$state"
@@ -34,42 +98,62 @@ up() {
     return
   fi
   # A stale cluster (machine restarted, processes gone) is removed first.
-  kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+  stop_all >/dev/null 2>&1 || true
+  mkdir -p "$logs"
   local started; started=$(date +%s%N)
+  # A failure from here on stops whatever was started; the logs stay in $logs.
+  trap 'rc=$?; if ((rc)); then echo "testbed: start-up failed; stopped what was started (logs: $logs)" >&2; stop_all >/dev/null 2>&1 || true; fi' EXIT
+  if [[ "$real_node" == 1 ]]; then
+    step "Debian packages" bash "$here/packages.sh"
+    step "local registry" bash "$here/registry.sh" up
+    step "images" bash "$here/images.sh"
+  fi
   # TESTBED_KWOKCTL_ARGS split on whitespace (newlines too), no glob expansion.
   local extra=()
   read -r -d '' -a extra <<<"${TESTBED_KWOKCTL_ARGS:-}" || true
-  # Loopback only; kwokctl picks free ports and keeps data under $KWOK_WORKDIR.
+  local host_ip; host_ip="$(bash "$here/node.sh" ip)"
+  kwokctl_config "$host_ip" "$(first_service_ip)" > "$state/kwokctl.yaml"
   # No node leases: a restarted KWOK controller (new identity) never takes
   # over the old one's leases, so after `restart` no pod would progress.
   # Node status heartbeats (stages.yaml) keep the nodes Ready instead.
   # A /16 Service range: the API server's default /24 has 254 ClusterIPs,
   # i.e. only 84 environments of three Services.
-  kwokctl create cluster --name "$name" --runtime binary \
+  step "control plane" kwokctl create cluster --name "$name" --runtime binary \
     --kube-apiserver-binary "$bin/kube-apiserver" \
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --etcd-binary "$bin/etcd" \
     --kwok-controller-binary "$bin/kwok" \
     --config "$here/stages.yaml" \
+    --config "$state/kwokctl.yaml" \
     --node-lease-duration-seconds 0 \
-    --extra-args "kube-apiserver=service-cluster-ip-range=${TESTBED_SERVICE_CIDR:-10.0.0.0/16}" \
     --kubeconfig "$kubeconfig" \
     "${extra[@]}" \
-    --wait 120s >&2
-  kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >/dev/null
-  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s >/dev/null
+    --wait 120s
+  step "simulated nodes" kubectl --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml"
+  step "simulated nodes Ready" kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=60s
   # The default ServiceAccount must exist before any pod can be created.
   local deadline=$(( $(date +%s) + 60 ))
   until kubectl --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
     (( $(date +%s) < deadline )) || { echo "testbed: default ServiceAccount never appeared" >&2; exit 1; }
     sleep 0.2
   done
+  if [[ "$real_node" == 1 ]]; then
+    step "real node" bash "$here/node.sh" up
+  fi
+  trap - EXIT
   echo "testbed: cluster ready in $(( ($(date +%s%N) - started) / 1000000 )) ms; KUBECONFIG=$kubeconfig"
 }
 
+stop_all() {
+  # The node first: its pods are deleted through the API while the kubelet runs.
+  bash "$here/node.sh" down || true
+  kwokctl delete cluster --name "$name" || true
+  bash "$here/registry.sh" down || true
+}
+
 down() {
-  kwokctl delete cluster --name "$name" >&2 || true
+  stop_all >&2
   rm -rf "$state"
   echo "testbed: stopped"
 }
@@ -83,6 +167,7 @@ case "${1:-}" in
   up) up ;;
   restart) restart ;;
   down) down ;;
+  images) cat "$state/images.env" ;;
   env) echo "export PATH=\"$bin:\$PATH\"; export KUBECONFIG=\"$kubeconfig\"" ;;
   *) echo "usage: $0 up|down|restart|env" >&2; exit 2 ;;
 esac
