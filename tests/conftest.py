@@ -11,6 +11,13 @@ from kubernetes import client, config
 from testbed_support import BIN, ROOT, Cluster, start_or_reuse
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The teardown test starts and stops a test bed of its own with a real
+    node, and needs the host without one: it runs before anything starts the
+    shared test bed."""
+    items.sort(key=lambda item: item.get_closest_marker("teardown") is None)
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     started = start_or_reuse(tmp_path_factory.mktemp("testbed"))

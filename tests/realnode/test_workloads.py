@@ -1,0 +1,177 @@
+"""What only real pods can show: images pulled from the test bed's registry,
+servers accepting connections, cluster DNS, NetworkPolicy, and the failures a
+user meets first (a wrong tag, a container that will not start).
+
+Every object under test is rendered by the operator's own builders with the
+placement an administrator would configure (podNodeSelector/podTolerations),
+and applied server-side as the operator applies it."""
+
+from __future__ import annotations
+
+import pytest
+from realnode_support import (
+    PLACEMENT,
+    apply,
+    client_pod,
+    env_ref,
+    pod_states,
+    run_to_end,
+    wait_available,
+    waiting_reason,
+)
+from testbed_support import wait_for
+from testenv.build.datastores import datastore_objects, datastore_secret, secret_env
+from testenv.build.namespace import network_policy
+from testenv.build.stubs import stub_objects
+from testenv.models import Datastore, Engine, Stub
+
+pytestmark = pytest.mark.realnode
+
+
+def test_pods_of_an_environment_land_on_the_real_node_only_when_placed(cluster, core, images, restricted_namespace):
+    pod = client_pod("placed", images["runner"], ["python3", "-c", "print('on a real node')"])
+    phase, log = run_to_end(cluster, core, restricted_namespace, pod)
+    assert (phase, log.strip()) == ("Succeeded", "on a real node")
+    assert core.read_namespaced_pod("placed", restricted_namespace).spec.node_name == "testbed-node"
+
+
+def test_wiremock_stub_answers_another_pod_through_its_service_dns_name(
+    cluster, core, apps, images, restricted_namespace
+):
+    stub = Stub.model_validate({
+        "name": "payments",
+        "mappings": [{
+            "request": {"method": "POST", "urlPath": "/v1/charges"},
+            "response": {"status": 201, "jsonBody": {"id": "ch_1", "status": "succeeded"},
+                         "headers": {"Content-Type": "application/json"}},
+        }],
+    })
+    env = env_ref(restricted_namespace)
+    apply(cluster, stub_objects(stub, env, images["wiremock"], PLACEMENT))
+    wait_available(apps, core, restricted_namespace, "payments")
+
+    url = f"http://payments.{restricted_namespace}.svc.cluster.local:8080/v1/charges"
+    script = (
+        "import json, urllib.request\n"
+        f"req = urllib.request.Request({url!r}, data=b'{{}}', method='POST')\n"
+        "with urllib.request.urlopen(req, timeout=10) as r:\n"
+        "    print(r.status, json.load(r)['status'])\n"
+    )
+    phase, log = run_to_end(cluster, core, restricted_namespace, client_pod("caller", images["runner"],
+                                                                              ["python3", "-c", script]))
+    assert (phase, log.strip()) == ("Succeeded", "201 succeeded"), log
+
+
+# The engine's own client, inside the engine's own image (as `sql` seeds run),
+# with the credentials read from the environment's Secret.
+CLIENTS = {
+    Engine.POSTGRES: 'psql "$DB_URL" -tAc "select current_user || \' \' || current_database()"',
+    Engine.MYSQL: 'mysql -h "$DB_HOST" -u "$DB_USER" -p"$DB_PASSWORD" "$DB_NAME" -N -e "select current_user(), database()"',
+    Engine.REDIS: 'redis-cli -h "$DB_HOST" -a "$DB_PASSWORD" --no-auth-warning set seen yes '
+                  '&& redis-cli -h "$DB_HOST" -a "$DB_PASSWORD" --no-auth-warning get seen',
+}
+EXPECTED = {
+    Engine.POSTGRES: "testenv orders",
+    Engine.MYSQL: "testenv@",
+    Engine.REDIS: "OK\nyes",
+}
+
+
+@pytest.mark.parametrize("engine", [Engine.POSTGRES, Engine.MYSQL, Engine.REDIS], ids=str)
+def test_engine_image_runs_restricted_and_accepts_the_secrets_credentials(
+    cluster, core, apps, images, restricted_namespace, engine
+):
+    ds = Datastore(name="orders", engine=engine)
+    env = env_ref(restricted_namespace)
+    image = images[str(engine)]
+    apply(cluster, [datastore_secret(ds, env, "s3cr3t-Pw_1"), *datastore_objects(ds, env, image, PLACEMENT)])
+    wait_available(apps, core, restricted_namespace, "orders", timeout=240)
+
+    env_vars = [
+        secret_env("DB_URL", "orders", "url"),
+        secret_env("DB_HOST", "orders", "host"),
+        secret_env("DB_USER", "orders", "username"),
+        secret_env("DB_PASSWORD", "orders", "password"),
+        secret_env("DB_NAME", "orders", "database"),
+    ]
+    pod = client_pod("client", image, ["sh", "-c", CLIENTS[engine]], env=env_vars, uid=999)
+    phase, log = run_to_end(cluster, core, restricted_namespace, pod)
+    assert phase == "Succeeded", log
+    assert log.strip().startswith(EXPECTED[engine]), log
+
+
+def test_network_policy_like_the_operators_blocks_other_namespaces(
+    cluster, core, apps, images, restricted_namespace, other_namespace
+):
+    stub = Stub.model_validate({"name": "inside", "mappings": [
+        {"request": {"method": "GET", "url": "/ping"}, "response": {"status": 200, "body": "pong"}}]})
+    env = env_ref(restricted_namespace)
+    apply(cluster, stub_objects(stub, env, images["wiremock"], PLACEMENT))
+    wait_available(apps, core, restricted_namespace, "inside")
+    url = f"http://inside.{restricted_namespace}.svc.cluster.local:8080/ping"
+    probe = (
+        "import sys, urllib.request\n"
+        "try:\n"
+        f"    print(urllib.request.urlopen({url!r}, timeout=5).read().decode())\n"
+        "except Exception as e:\n"
+        "    print('blocked:', type(e).__name__)\n"
+    )
+    # Before the policy: reachable from anywhere.
+    _, log = run_to_end(cluster, core, other_namespace, client_pod("before", images["runner"], ["python3", "-c", probe]))
+    assert log.strip() == "pong", log
+
+    apply(cluster, [network_policy(env, operator_namespace="testenv-system")])
+
+    def outside_blocked() -> bool:
+        name = f"after-{outside_blocked.tries}"
+        outside_blocked.tries += 1
+        _, out = run_to_end(cluster, core, other_namespace, client_pod(name, images["runner"], ["python3", "-c", probe]))
+        return out.startswith("blocked:")
+
+    outside_blocked.tries = 0
+    wait_for(outside_blocked, timeout=60, what="the policy to block another namespace", interval=0.5)
+    # Inside the environment's namespace the stub still answers.
+    _, log = run_to_end(cluster, core, restricted_namespace, client_pod("inside-caller", images["runner"],
+                                                                          ["python3", "-c", probe]))
+    assert log.strip() == "pong", log
+
+
+def test_cluster_dns_answers_cluster_names_and_nothing_outside(cluster, core, images, restricted_namespace):
+    script = (
+        "import socket\n"
+        "print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))\n"
+        "try:\n"
+        "    print(socket.gethostbyname('example.com'))\n"
+        "except socket.gaierror:\n"
+        "    print('no answer outside cluster.local')\n"
+    )
+    phase, log = run_to_end(cluster, core, restricted_namespace, client_pod("dns", images["runner"],
+                                                                              ["python3", "-c", script]))
+    kubernetes_ip = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    assert (phase, log.split()) == ("Succeeded", [kubernetes_ip, "no", "answer", "outside", "cluster.local"]), log
+
+
+def test_an_image_missing_from_the_registry_ends_in_image_pull_backoff(cluster, core, images, restricted_namespace):
+    missing = images["runner"].rsplit(":", 1)[0] + ":no-such-tag"
+    pod = client_pod("missing", missing, ["true"])
+    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+    reason = wait_for(
+        lambda: (r := waiting_reason(core, restricted_namespace, "missing")) in ("ErrImagePull", "ImagePullBackOff") and r,
+        timeout=60, what="ErrImagePull/ImagePullBackOff", interval=0.5,
+    )
+    assert reason in ("ErrImagePull", "ImagePullBackOff")
+    wait_for(lambda: waiting_reason(core, restricted_namespace, "missing") == "ImagePullBackOff",
+             timeout=60, what="ImagePullBackOff", interval=0.5)
+    status = core.read_namespaced_pod("missing", restricted_namespace).status.container_statuses[0]
+    assert "no-such-tag" in (status.state.waiting.message or ""), status
+
+
+def test_a_container_that_exits_1_at_start_ends_in_crash_loop_backoff(cluster, core, images, restricted_namespace):
+    pod = client_pod("crasher", images["runner"], ["sh", "-c", "echo starting; exit 1"])
+    pod["spec"]["restartPolicy"] = "Always"
+    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+    wait_for(lambda: waiting_reason(core, restricted_namespace, "crasher") == "CrashLoopBackOff",
+             timeout=90, what="CrashLoopBackOff", interval=0.5)
+    status = core.read_namespaced_pod("crasher", restricted_namespace).status.container_statuses[0]
+    assert status.last_state.terminated.exit_code == 1, pod_states(core, restricted_namespace)
+    assert status.restart_count >= 1
