@@ -12,6 +12,7 @@ from testenv.build.common import (
     LABEL_KIND,
     EnvRef,
     selector_labels,
+    service_selector,
 )
 from testenv.build.datastores import (
     SECRET_KEYS,
@@ -74,7 +75,7 @@ def test_version_tags_an_untagged_image() -> None:
     [
         (Engine.POSTGRES, "postgresql://testenv:s3cret@orders-db:5432/orders_db"),
         (Engine.MYSQL, "mysql://testenv:s3cret@orders-db:3306/orders_db"),
-        (Engine.REDIS, "redis://:s3cret@orders-db:6379/0"),
+        (Engine.REDIS, "redis://default:s3cret@orders-db:6379/0"),
         (Engine.MONGODB, "mongodb://testenv:s3cret@orders-db:27017/orders_db?authSource=admin"),
     ],
 )
@@ -261,11 +262,11 @@ def test_deployment_runs_the_given_image() -> None:
 @pytest.mark.parametrize(("engine", "port"), PORTS)
 def test_service_selects_the_pods_on_the_engine_port(engine: Engine, port: int) -> None:
     deployment, service = objects(engine)
-    assert service["spec"]["selector"] == selector_labels("orders-db")
+    assert service["spec"]["selector"] == service_selector("orders-db", "datastore")
     assert service["spec"]["ports"][0]["port"] == port
     assert container(deployment)["ports"][0]["containerPort"] == port
     template_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert selector_labels("orders-db").items() <= template_labels.items()
+    assert service["spec"]["selector"].items() <= template_labels.items()
     assert deployment["spec"]["selector"]["matchLabels"] == selector_labels("orders-db")
 
 

@@ -108,7 +108,7 @@ def test_image_service_with_ports_gets_a_service_of_its_name() -> None:
     objects = image_objects(ports=[{"port": 80, "targetPort": 8080}, {"port": 9090, "name": "metrics"}])
     [service] = objects["Service"]
     assert service["metadata"]["name"] == "inventory"
-    assert service["spec"]["selector"] == {LABEL_COMPONENT: "inventory"}
+    assert service["spec"]["selector"] == {LABEL_COMPONENT: "inventory", LABEL_KIND: "service"}
     assert service["spec"]["ports"] == [
         {"name": "p80", "port": 80, "targetPort": 8080},
         {"name": "metrics", "port": 9090, "targetPort": 9090},
@@ -358,7 +358,7 @@ def test_copied_service_keeps_its_name_and_ports_and_selects_the_copy() -> None:
     assert service["metadata"]["name"] == "inventory-service"
     assert service["metadata"]["namespace"] == ENV.target_namespace
     assert service["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]
-    assert service["spec"]["selector"] == {LABEL_COMPONENT: "inventory"}
+    assert service["spec"]["selector"] == {LABEL_COMPONENT: "inventory", LABEL_KIND: "service"}
 
 
 def test_copied_service_strips_allocated_addresses_and_metadata() -> None:

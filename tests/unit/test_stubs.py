@@ -233,7 +233,7 @@ def test_mappings_hash_ignores_verify_entries() -> None:
 
 def test_service_maps_stub_port_to_wiremock() -> None:
     service = objects(payment())["Service"]
-    assert service["spec"]["selector"] == {LABEL_COMPONENT: "payment-gateway"}
+    assert service["spec"]["selector"] == {LABEL_COMPONENT: "payment-gateway", LABEL_KIND: "stub"}
     assert service["spec"]["ports"] == [{"name": "http", "port": 9090, "targetPort": WIREMOCK_PORT, "protocol": "TCP"}]
 
 

@@ -58,8 +58,15 @@ def component_labels(env: EnvRef, component: str, kind: str) -> dict[str, str]:
 
 
 def selector_labels(component: str) -> dict[str, str]:
-    """The Service selector: stable for the component's lifetime."""
+    """A Deployment's selector: stable for the component's lifetime (it is immutable)."""
     return {LABEL_COMPONENT: component}
+
+
+def service_selector(component: str, kind: str) -> dict[str, str]:
+    """A Service's selector: the component's own pods. A seed or suite may share
+    the component's name (and so its component label); its pods must never
+    receive the Service's traffic."""
+    return {LABEL_COMPONENT: component, LABEL_KIND: kind}
 
 
 def env_var_name(component: str, suffix: str = "URL") -> str:

@@ -16,6 +16,7 @@ from .common import (
     object_meta,
     pod_security_context,
     selector_labels,
+    service_selector,
 )
 from .placement import NO_PLACEMENT, PodPlacement, place
 
@@ -88,7 +89,10 @@ def connection(ds: Datastore, password: str, *, host: str | None = None, port: i
     url = {
         Engine.POSTGRES: f"postgresql://{user}:{pw}@{host}:{port}/{db}",
         Engine.MYSQL: f"mysql://{user}:{pw}@{host}:{port}/{db}",
-        Engine.REDIS: f"redis://:{pw}@{host}:{port}/{db}",
+        # The ACL user by name: redis-cli 7.0 sends an empty user name for
+        # `redis://:pw@` and the server refuses it (WRONGPASS); seen on the
+        # real node. Every Redis >= 6 client takes the named form.
+        Engine.REDIS: f"redis://{user}:{pw}@{host}:{port}/{db}",
         # The root user lives in the admin database, not in `db`.
         Engine.MONGODB: f"mongodb://{user}:{pw}@{host}:{port}/{db}?authSource=admin",
     }[ds.engine]
@@ -227,7 +231,7 @@ def datastore_objects(
         "kind": "Service",
         "metadata": object_meta(ds.name, env, labels),
         "spec": {
-            "selector": selector_labels(ds.name),
+            "selector": service_selector(ds.name, "datastore"),
             "ports": [{"name": "db", "port": port, "targetPort": "db", "protocol": "TCP"}],
         },
     }

@@ -16,6 +16,7 @@ from .common import (
     merge_env,
     pod_security_context,
     selector_labels,
+    service_selector,
 )
 from .placement import NO_PLACEMENT, PodPlacement, place, place_copy
 
@@ -95,7 +96,7 @@ def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> di
         "kind": "Service",
         "metadata": {"name": name, "namespace": env.target_namespace, "labels": labels},
         "spec": {
-            "selector": selector_labels(svc.name),
+            "selector": service_selector(svc.name, "service"),
             "ports": [
                 {"name": p.name or f"p{p.port}", "port": p.port, "targetPort": p.target_port or p.port}
                 for p in svc.ports
@@ -201,7 +202,7 @@ def copied_service_objects(
             service_spec["type"] = "ClusterIP"
             for key in _EXTERNAL_ONLY_SERVICE_SPEC:
                 service_spec.pop(key, None)
-        service_spec["selector"] = selector_labels(svc.name)
+        service_spec["selector"] = service_selector(svc.name, "service")
         name = source_service["metadata"]["name"]
         objects.append(
             {

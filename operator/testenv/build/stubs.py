@@ -16,6 +16,7 @@ from .common import (
     object_meta,
     pod_security_context,
     selector_labels,
+    service_selector,
 )
 from .placement import NO_PLACEMENT, PodPlacement, place
 
@@ -157,7 +158,7 @@ def stub_service(stub: Stub, env: EnvRef) -> dict[str, Any]:
         "kind": "Service",
         "metadata": object_meta(stub.name, env, labels),
         "spec": {
-            "selector": selector_labels(stub.name),
+            "selector": service_selector(stub.name, ComponentKind.STUB.value),
             "ports": [{"name": "http", "port": stub.port, "targetPort": WIREMOCK_PORT, "protocol": "TCP"}],
         },
     }
