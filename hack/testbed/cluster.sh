@@ -22,14 +22,8 @@
 # finds one already running: use a TESTBED_STATE/TESTBED_NAME of their own.
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-bin="${TESTBED_CACHE:-$root/.cache/testbed}/bin"
-state="${TESTBED_STATE:-$root/.cluster}"
-name="${TESTBED_NAME:-testenv}"
-kubeconfig="$state/kubeconfig"
-export KWOK_WORKDIR="$state/kwok"
-export PATH="$bin:$PATH"
+# shellcheck source=paths.sh
+source "$(dirname "$0")/paths.sh"
 
 real_node="${TESTBED_REAL_NODE:-1}"
 logs="$state/logs"

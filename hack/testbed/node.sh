@@ -18,17 +18,11 @@
 #
 # Pod traffic never leaves the machine: no masquerade, CoreDNS has no
 # upstream, and a guard drops anything forwarded from the pod range out of
-# any interface but the bridge (its counter is checked by the tests).
+# any interface but the bridge.
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-bin="${TESTBED_CACHE:-$root/.cache/testbed}/bin"
-state="${TESTBED_STATE:-$root/.cluster}"
-name="${TESTBED_NAME:-testenv}"
-kubeconfig="$state/kubeconfig"
-export KWOK_WORKDIR="$state/kwok"
-export PATH="$bin:$PATH"
+# shellcheck source=paths.sh
+source "$(dirname "$0")/paths.sh"
 # shellcheck source=versions.env
 source "$here/versions.env"
 

@@ -170,8 +170,11 @@ def test_a_container_that_exits_1_at_start_ends_in_crash_loop_backoff(cluster, c
     pod = client_pod("crasher", images["runner"], ["sh", "-c", "echo starting; exit 1"])
     pod["spec"]["restartPolicy"] = "Always"
     apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
-    wait_for(lambda: waiting_reason(core, restricted_namespace, "crasher") == "CrashLoopBackOff",
-             timeout=90, what="CrashLoopBackOff", interval=0.5)
+    try:
+        wait_for(lambda: waiting_reason(core, restricted_namespace, "crasher") == "CrashLoopBackOff",
+                 timeout=120, what="CrashLoopBackOff", interval=0.2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; pods: {pod_states(core, restricted_namespace)}") from None
     status = core.read_namespaced_pod("crasher", restricted_namespace).status.container_statuses[0]
     assert status.last_state.terminated.exit_code == 1, pod_states(core, restricted_namespace)
     assert status.restart_count >= 1
