@@ -88,7 +88,8 @@ def chart_operator(cluster: Cluster, apps: client.AppsV1Api, images: dict[str, s
 def test_the_charts_operator_in_a_pod_takes_a_real_environment_to_succeeded(
     cluster, core, apps, images, chart_operator, api_client
 ):
-    operator_pods = core.list_namespaced_pod(RELEASE_NAMESPACE, label_selector="app.kubernetes.io/name=testenv-operator")
+    operator_pods = core.list_namespaced_pod(
+        RELEASE_NAMESPACE, label_selector="app.kubernetes.io/name=testenv-operator,app.kubernetes.io/instance=testenv")
     assert [p.spec.node_name for p in operator_pods.items] == [REAL_NODE]
 
     namespace = f"rn-ci-{uuid.uuid4().hex[:6]}"
