@@ -14,8 +14,16 @@ from testbed_support import BIN, ROOT, Cluster, start_or_reuse
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The teardown test starts and stops a test bed of its own with a real
     node, and needs the host without one: it runs before anything starts the
-    shared test bed."""
-    items.sort(key=lambda item: item.get_closest_marker("teardown") is None)
+    shared test bed. The real-node tests come next, before the component
+    tests' session-wide operator starts: their chart-installed operator must
+    be the only one acting on the cluster."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("teardown"):
+            return 0
+        return 1 if item.get_closest_marker("realnode") else 2
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
