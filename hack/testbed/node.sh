@@ -164,6 +164,15 @@ server = "http://$registry"
 [host."http://$registry"]
   capabilities = ["pull", "resolve"]
 EOF
+  # Every other registry: a closed local port. A pull of an image that is not
+  # in the test bed's registry fails at once (connection refused) and never
+  # resolves or reaches a host off this machine.
+  mkdir -p "$node_dir/containerd/certs.d/_default"
+  cat > "$node_dir/containerd/certs.d/_default/hosts.toml" <<EOF
+server = "http://127.0.0.1:9"
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+EOF
   # shellcheck disable=SC1091
   source "$state/images.env"
   cat > "$node_dir/containerd/config.toml" <<EOF

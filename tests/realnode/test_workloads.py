@@ -182,6 +182,21 @@ def test_an_image_missing_from_the_registry_ends_in_image_pull_backoff(cluster, 
     assert "no-such-tag" in (status.state.waiting.message or ""), status
 
 
+def test_an_image_of_any_other_registry_is_never_fetched_from_off_the_machine(cluster, core, restricted_namespace):
+    # Any registry the test bed does not serve resolves to a closed local
+    # port (containerd's _default host config), never to DNS or the network.
+    pod = client_pod("elsewhere", "localhost:7/not-ours:1", ["true"])
+    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+
+    def pull_message() -> str | None:
+        statuses = core.read_namespaced_pod("elsewhere", restricted_namespace).status.container_statuses or []
+        waiting = statuses[0].state.waiting if statuses else None
+        return waiting.message if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff") else None
+
+    message = wait_for(pull_message, timeout=60, what="the pull to fail", interval=0.5)
+    assert "127.0.0.1:9" in message and "connection refused" in message, message
+
+
 def test_a_container_that_exits_1_at_start_ends_in_crash_loop_backoff(cluster, core, images, restricted_namespace):
     pod = client_pod("crasher", images["runner"], ["sh", "-c", "echo starting; exit 1"])
     pod["spec"]["restartPolicy"] = "Always"
