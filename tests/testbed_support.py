@@ -98,7 +98,10 @@ def start_or_reuse(tmp_root: Path) -> Cluster:
     started = time.monotonic()
     result = subprocess.run(["bash", str(CLUSTER_SH), "up"], env=cluster._env(), capture_output=True, text=True)
     if result.returncode != 0:
+        # Read the step logs before `down` removes the state directory with them.
+        logs = "".join(f"\n--- {log}:\n{log.read_text(errors='replace')[-3000:]}"
+                       for log in sorted((state / "logs").glob("**/*.log")))
         cluster.stop()
-        raise RuntimeError(f"test bed failed to start:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"test bed failed to start:\n{result.stdout}\n{result.stderr}{logs}")
     print(f"\ntestbed: started in {time.monotonic() - started:.1f}s")
     return cluster

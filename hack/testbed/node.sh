@@ -93,6 +93,7 @@ snapshot_host() {
   : > "$node_dir/before/paths"
   for p in "${outside_paths[@]}"; do [[ -e "$p" ]] && echo "$p" >> "$node_dir/before/paths"; done
   find /sys/fs/cgroup -maxdepth 2 -name 'kubepods*' -type d 2>/dev/null | sort > "$node_dir/before/cgroups" || true
+  [[ -d /run/containerd ]] && touch "$node_dir/before/run-containerd"
   ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort > "$node_dir/before/links"
   ls /var/run/netns 2>/dev/null | sort > "$node_dir/before/netns" || true
 }
@@ -104,13 +105,26 @@ preflight() {
   for b in kubelet kube-proxy coredns kube-router kwokctl kubectl; do [[ -x "$bin/$b" ]] || missing+=("$bin/$b (hack/testbed/build.sh)"); done
   if ((${#missing[@]})); then
     log "missing: ${missing[*]}"
-    log "install the Debian packages containerd runc containernetworking-plugins iptables nftables ipset (see .ci/run)"
+    log "install the Debian packages: bash hack/testbed/packages.sh"
     exit 1
   fi
   [[ $(id -u) == 0 ]] || { log "a real node needs root (network namespaces, cgroups, mounts)"; exit 1; }
   [[ -f "$state/images.env" ]] || { log "no $state/images.env: run hack/testbed/images.sh first"; exit 1; }
   if ip link show "$bridge" >/dev/null 2>&1; then
     log "bridge $bridge already exists: another test bed's real node is running (one per machine); stop it first"
+    exit 1
+  fi
+  # The runtime's shims and runc keep state in /run/containerd whatever our
+  # config says; a host containerd (Docker's too) would share it.
+  if [[ -S /run/containerd/containerd.sock ]] || compgen -G '/sys/fs/cgroup/*kubepods*' >/dev/null \
+      || compgen -G '/sys/fs/cgroup/*/kubepods*' >/dev/null; then
+    log "this host runs a container runtime or kubelet of its own (/run/containerd, kubepods cgroups):"
+    log "the test bed's real node needs a host without one (TESTBED_REAL_NODE=0 starts without it)"
+    exit 1
+  fi
+  # Unix sockets hold 107 bytes; the kubelet's deepest is 41 below its root.
+  if (( ${#node_dir} > 64 )); then
+    log "TESTBED_STATE is too long for the kubelet's sockets ($node_dir): use a path of at most 59 characters"
     exit 1
   fi
 }
@@ -142,9 +156,17 @@ network() {
   ]
 }
 EOF
-  # Nothing forwarded from a pod may leave through any interface but the bridge.
+  # Nothing forwarded from a pod may leave through any interface but the bridge;
+  # the API server (on every address, for pods) and the kubelet answer this
+  # machine only.
+  local api_port; api_port="$(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
+  api_port="${api_port##*:}"
   nft -f - <<EOF
 table inet testbed_guard {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    iifname != { "lo", "$bridge" } tcp dport { $api_port, 10250 } counter drop comment "the machine's own only"
+  }
   chain forward {
     type filter hook forward priority -10; policy accept;
     # Seen in practice: a connection to a Service IP that kube-proxy has not
@@ -183,6 +205,9 @@ state = "$node_dir/containerd/state"
   address = "$node_dir/containerd.sock"
 [metrics]
   address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  # Not /opt/containerd: nothing of the node outside its state directory.
+  path = "$node_dir/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$TESTBED_IMAGE_PAUSE"
   # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj would fail
@@ -312,27 +337,33 @@ up() {
   mkdir -p "$node_dir/pids" "$logs"
   snapshot_host
   # From here on a failure tears down whatever was started.
-  trap 'log "start-up failed; tearing down"; down >/dev/null 2>&1 || true' ERR
-  trap 'rc=$?; if ((rc)); then log "start-up failed; tearing down"; down >/dev/null 2>&1 || true; fi' EXIT
+  # Any failing command fails the step it belongs to (set -E: inside functions too).
+  current_step="start-up"
+  set -E
+  trap 'fail "$current_step"' ERR
+  trap 'rc=$?; trap - ERR; set +E; if ((rc)); then log "start-up failed; tearing down"; down >/dev/null 2>&1 || true; fi' EXIT
   local started; started=$(date +%s%N)
   local ip; ip="$(host_ip)"
   [[ -n "$ip" ]] || fail "find the host's address"
   echo "$ip" > "$node_dir/ip"
-  certificates || fail "node identities (kwokctl get kubeconfig)"
-  network || fail "bridge $bridge and CNI config"
-  containerd_up
-  dns_up
-  kubelet_up "$ip"
-  kube_proxy_up "$ip"
+  current_step="node identities (kwokctl get kubeconfig)"; certificates
+  current_step="bridge $bridge, CNI config and guard"; network
+  current_step="containerd"; containerd_up
+  current_step="CoreDNS"; dns_up
+  current_step="kubelet"; kubelet_up "$ip"
+  current_step="kube-proxy"; kube_proxy_up "$ip"
+  current_step="node registration"
   wait_until "kubelet registers node $node" "$logs/kubelet.log" 60 node_ready
   # kube-router identifies itself by its Node object: after registration.
-  policy_up
-  wait_until "kube-router syncs policies" "$logs/kube-router.log" 30 \
-    grep -q "Starting network policy controller\|Starting to sync network policies\|Syncing network policy chains" "$logs/kube-router.log"
+  current_step="kube-router"; policy_up
+  # Its first full sync makes its top-level chains.
+  wait_until "kube-router's first policy sync" "$logs/kube-router.log" 30 \
+    bash -c "iptables-save -t filter | grep -q KUBE-ROUTER-FORWARD"
   for d in containerd coredns kubelet kube-proxy kube-router; do alive "$d" || fail "$d exited" "$logs/$d.log"; done
   wait_until "CoreDNS answers" "$logs/coredns.log" 30 \
     bash -c "exec 3<>/dev/tcp/$gateway/53"
   trap - ERR EXIT
+  set +E
   log "node $node Ready in $(( ($(date +%s%N) - started) / 1000000 )) ms (pods $pod_cidr, DNS $gateway, logs $logs)"
 }
 
@@ -374,19 +405,41 @@ drain_pods() {
 our_leftovers() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$node_dir/containerd" && echo "${p#/proc/}"
+    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "$node_dir/containerd" && echo "${p#/proc/}"
   done
   return 0
 }
 
+# Containers' own processes, by the kubepods cgroups (ours: preflight refuses
+# a host that had any). They outlive containerd and its shims when pods
+# could not be deleted through the API (a control plane already gone).
+pod_processes() {
+  find /sys/fs/cgroup -path '*kubepods*' -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u
+  return 0
+}
+
+kill_pod_processes() {
+  local pid deadline=$(( $(date +%s) + 10 ))
+  for pid in $(pod_processes); do kill -KILL "$pid" 2>/dev/null || true; done
+  while [[ -n "$(pod_processes)" ]] && (( $(date +%s) < deadline )); do sleep 0.1; done
+}
+
+# mounts_under DIR: mount points at or below DIR, deepest first.
+mounts_under() {
+  awk -v d="$1" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r
+}
+
 unmount_all() {
-  local m
-  # Deepest first.
-  awk -v d="$node_dir" '$2 ~ "^"d {print $2}' /proc/self/mounts | sort -r | while read -r m; do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-  awk '$2 ~ "^/run/containerd|^/var/run/netns/|^/run/netns/" {print $2}' /proc/self/mounts | sort -r | while read -r m; do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  local m n
+  for m in $(mounts_under "$node_dir"); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  # Rootfs mounts of containers live in /run/containerd whatever our config
+  # says: ours when it did not exist before start-up.
+  if [[ ! -e "$node_dir/before/run-containerd" ]]; then
+    for m in $(mounts_under /run/containerd/); do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  fi
+  # Pods' network namespaces: the ones that are new.
+  comm -13 "$node_dir/before/netns" <(ls /run/netns 2>/dev/null | sort) 2>/dev/null | while read -r n; do
+    umount "/run/netns/$n" 2>/dev/null || umount -l "/run/netns/$n" 2>/dev/null || true
   done
 }
 
@@ -403,20 +456,20 @@ restore_host() {
       ipset destroy "$set" 2>/dev/null || true
     done
   fi
-  ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
-  if [[ -f "$before/links" ]]; then
-    comm -13 "$before/links" <(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort) | while read -r l; do
-      [[ "$l" == veth* ]] && ip link delete "$l" 2>/dev/null || true
-    done
-  fi
+  # Pods' veths that outlived their namespaces: the ones on our bridge.
+  local l
+  for l in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    ip link delete "$l" 2>/dev/null || true
+  done
+  if ip link show "$bridge" >/dev/null 2>&1; then ip link delete "$bridge"; fi
   if [[ -f "$before/netns" ]]; then
     comm -13 "$before/netns" <(ls /var/run/netns 2>/dev/null | sort) | while read -r n; do
       ip netns delete "$n" 2>/dev/null || rm -f "/var/run/netns/$n"
     done
   fi
-  # kubepods cgroups, in every v1 hierarchy: deepest first.
+  # kubepods cgroups, in every v1 hierarchy (or the v2 root): deepest first.
   local g
-  for g in /sys/fs/cgroup/*/kubepods*; do
+  for g in /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods*; do
     [[ -d "$g" ]] || continue
     grep -qxF "$g" "$before/cgroups" 2>/dev/null && continue
     find "$g" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -442,6 +495,7 @@ down() {
   stop kube-router
   stop kubelet
   stop coredns
+  kill_pod_processes
   stop containerd
   local pid
   for pid in $(our_leftovers); do kill -KILL "$pid" 2>/dev/null || true; done

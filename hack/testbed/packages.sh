@@ -21,6 +21,7 @@ declare -A provides=(
   [buildah]=/usr/bin/buildah
   [catatonit]=/usr/bin/catatonit
   [curl]=/usr/bin/curl
+  [procps]=/usr/sbin/sysctl
 )
 need=()
 for pkg in "${!provides[@]}"; do

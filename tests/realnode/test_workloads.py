@@ -33,6 +33,14 @@ def test_pods_of_an_environment_land_on_the_real_node_only_when_placed(cluster, 
     phase, log = run_to_end(cluster, core, restricted_namespace, pod)
     assert (phase, log.strip()) == ("Succeeded", "on a real node")
     assert core.read_namespaced_pod("placed", restricted_namespace).spec.node_name == "testbed-node"
+    # Without the placement it lands on a simulated node and never runs.
+    unplaced = client_pod("unplaced", images["runner"], ["true"])
+    unplaced["spec"].pop("nodeSelector")
+    unplaced["spec"].pop("tolerations")
+    apply(cluster, [{**unplaced, "metadata": {**unplaced["metadata"], "namespace": restricted_namespace}}])
+    node = wait_for(lambda: core.read_namespaced_pod("unplaced", restricted_namespace).spec.node_name,
+                    timeout=30, what="the unplaced pod to be scheduled", interval=0.2)
+    assert node.startswith("kwok-node-"), node
 
 
 def test_wiremock_stub_answers_another_pod_through_its_service_dns_name(
@@ -72,7 +80,7 @@ CLIENTS = {
 }
 EXPECTED = {
     Engine.POSTGRES: "testenv orders",
-    Engine.MYSQL: "testenv@",
+    Engine.MYSQL: "testenv@%\torders",
     Engine.REDIS: "OK\nyes",
 }
 
