@@ -106,12 +106,16 @@ def client_pod(name: str, image: str, command: list[str], *, env: list[dict[str,
     }
 
 
+def create_pod(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> str:
+    """Apply a pod built by client_pod in `namespace`; return its name."""
+    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": namespace}}])
+    return pod["metadata"]["name"]
+
+
 def run_to_end(cluster: Cluster, core: client.CoreV1Api, namespace: str, pod: dict[str, Any],
                timeout: float = 120) -> tuple[str, str]:
     """Create the pod, wait for it to end, return (phase, log)."""
-    pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
-    apply(cluster, [pod])
-    name = pod["metadata"]["name"]
+    name = create_pod(cluster, namespace, pod)
 
     def ended() -> str | None:
         phase = core.read_namespaced_pod(name, namespace).status.phase

@@ -178,23 +178,24 @@ table inet testbed_guard {
 EOF
 }
 
-containerd_up() {
-  local registry; registry="$(bash "$here/registry.sh" addr)"
-  mkdir -p "$node_dir/containerd/certs.d/$registry"
-  cat > "$node_dir/containerd/certs.d/$registry/hosts.toml" <<EOF
-server = "http://$registry"
-[host."http://$registry"]
+# pull_from NAME ADDR: containerd pulls images of registry NAME over plain
+# HTTP from ADDR (NAME _default: every registry without its own entry).
+pull_from() {
+  mkdir -p "$node_dir/containerd/certs.d/$1"
+  cat > "$node_dir/containerd/certs.d/$1/hosts.toml" <<EOF
+server = "http://$2"
+[host."http://$2"]
   capabilities = ["pull", "resolve"]
 EOF
+}
+
+containerd_up() {
+  local registry; registry="$(bash "$here/registry.sh" addr)"
+  pull_from "$registry" "$registry"
   # Every other registry: a closed local port. A pull of an image that is not
   # in the test bed's registry fails at once (connection refused) and never
   # resolves or reaches a host off this machine.
-  mkdir -p "$node_dir/containerd/certs.d/_default"
-  cat > "$node_dir/containerd/certs.d/_default/hosts.toml" <<EOF
-server = "http://127.0.0.1:9"
-[host."http://127.0.0.1:9"]
-  capabilities = ["pull", "resolve"]
-EOF
+  pull_from _default 127.0.0.1:9
   # shellcheck disable=SC1091
   source "$state/images.env"
   cat > "$node_dir/containerd/config.toml" <<EOF

@@ -13,6 +13,7 @@ from realnode_support import (
     PLACEMENT,
     apply,
     client_pod,
+    create_pod,
     env_ref,
     pod_states,
     run_to_end,
@@ -37,7 +38,7 @@ def test_pods_of_an_environment_land_on_the_real_node_only_when_placed(cluster, 
     unplaced = client_pod("unplaced", images["runner"], ["true"])
     unplaced["spec"].pop("nodeSelector")
     unplaced["spec"].pop("tolerations")
-    apply(cluster, [{**unplaced, "metadata": {**unplaced["metadata"], "namespace": restricted_namespace}}])
+    create_pod(cluster, restricted_namespace, unplaced)
     node = wait_for(lambda: core.read_namespaced_pod("unplaced", restricted_namespace).spec.node_name,
                     timeout=30, what="the unplaced pod to be scheduled", interval=0.2)
     assert node.startswith("kwok-node-"), node
@@ -197,7 +198,7 @@ def test_cluster_dns_answers_cluster_names_and_nothing_outside(cluster, core, im
 def test_an_image_missing_from_the_registry_ends_in_image_pull_backoff(cluster, core, images, restricted_namespace):
     missing = images["runner"].rsplit(":", 1)[0] + ":no-such-tag"
     pod = client_pod("missing", missing, ["true"])
-    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+    create_pod(cluster, restricted_namespace, pod)
     reason = wait_for(
         lambda: (r := waiting_reason(core, restricted_namespace, "missing")) in ("ErrImagePull", "ImagePullBackOff") and r,
         timeout=60, what="ErrImagePull/ImagePullBackOff", interval=0.5,
@@ -213,7 +214,7 @@ def test_an_image_of_any_other_registry_is_never_fetched_from_off_the_machine(cl
     # Any registry the test bed does not serve resolves to a closed local
     # port (containerd's _default host config), never to DNS or the network.
     pod = client_pod("elsewhere", "localhost:7/not-ours:1", ["true"])
-    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+    create_pod(cluster, restricted_namespace, pod)
 
     def pull_message() -> str | None:
         statuses = core.read_namespaced_pod("elsewhere", restricted_namespace).status.container_statuses or []
@@ -227,7 +228,7 @@ def test_an_image_of_any_other_registry_is_never_fetched_from_off_the_machine(cl
 def test_a_container_that_exits_1_at_start_ends_in_crash_loop_backoff(cluster, core, images, restricted_namespace):
     pod = client_pod("crasher", images["runner"], ["sh", "-c", "echo starting; exit 1"])
     pod["spec"]["restartPolicy"] = "Always"
-    apply(cluster, [{**pod, "metadata": {**pod["metadata"], "namespace": restricted_namespace}}])
+    create_pod(cluster, restricted_namespace, pod)
 
     # What `kubectl describe` shows: the container waiting in CrashLoopBackOff,
     # or the kubelet's BackOff Event for it. Under load a CI run saw the
