@@ -14,6 +14,8 @@
 #     wiremock  testenv/wiremock:3.13.1
 #     runner    testenv/python-runner:latest   pytest + the testenv CLI
 #     operator  testenv/testenv-operator:<pyproject version>   the repo's Dockerfile
+#     shop      testenv/shop:latest            examples/shop/app: the example's services
+#     shop-tests testenv/shop-tests:latest     examples/shop/tests on the runner image
 #
 # Recipes: hack/images/<name>/. Each image is cached by content: a hash of its
 # recipe directory, of what it is built FROM (the pushed digest) and, for the
@@ -235,6 +237,16 @@ build_operator() {
   pip_ca=1 bud "$1" "$2" "$3" "$1/ctx/Dockerfile" "PYTHON_IMAGE=$(base_ref python)"
 }
 
+shop_dir="$root/examples/shop"
+build_shop() { # $recipe: app or tests, each with its Containerfile; the context is examples/shop
+  mkdir -p "$1/ctx"
+  copy_tree "$shop_dir/app" "$1/ctx"
+  [[ "$recipe" == tests ]] && copy_tree "$shop_dir/tests" "$1/ctx"
+  local base; base="$(base_ref python)"
+  [[ "$recipe" == tests ]] && base="$reg/testenv/python-runner@${DIGEST[runner]}"
+  pip_ca=1 bud "$1" "$2" "$3" "$1/ctx/$recipe/Containerfile" "BASE=$base"
+}
+
 # The WireMock jar, once, through Maven (Maven Central), checked against the
 # .sha1 Maven Central publishes (Maven keeps it next to the jar in ~/.m2).
 fetch_wiremock_jar() {
@@ -277,7 +289,7 @@ if wanted pause; then
   image pause testenv/pause 3.10 \
     "$( { hash_paths "$recipes/pause"; sha256sum < /usr/bin/catatonit; declare -f build_pause bud; } | sha256sum | cut -d' ' -f1)" build_pause
 fi
-if wanted python || wanted runner || wanted operator; then
+if wanted python || wanted runner || wanted operator || wanted shop || wanted shop-tests; then
   recipe=python
   image python testenv/python 3.11-bookworm \
     "$( { hash_paths "$recipes/python"; echo "${DIGEST[debian]}"; declare -f build_from_debian bud; } | sha256sum | cut -d' ' -f1)" \
@@ -297,7 +309,7 @@ if wanted wiremock; then
     "$( { hash_paths "$recipes/wiremock"; cat "$wiremock_jar.sha1"; echo "${DIGEST[debian]}"; declare -f build_wiremock bud; } | sha256sum | cut -d' ' -f1)" \
     build_wiremock
 fi
-if wanted runner; then
+if wanted runner || wanted shop-tests; then
   image runner testenv/python-runner latest \
     "$( { hash_paths "$recipes/python-runner" "${repo_files[@]}"; echo "${DIGEST[python]}"; declare -f build_runner bud; } | sha256sum | cut -d' ' -f1)" \
     build_runner
@@ -307,20 +319,32 @@ if wanted operator; then
     "$( { hash_paths "$root/Dockerfile" "${repo_files[@]}"; echo "${DIGEST[python]}"; declare -f build_operator bud; } | sha256sum | cut -d' ' -f1)" \
     build_operator
 fi
+if wanted shop || wanted shop-tests; then
+  recipe=app
+  image shop testenv/shop latest \
+    "$( { hash_paths "$shop_dir/app"; echo "${DIGEST[python]}"; declare -f build_shop bud; } | sha256sum | cut -d' ' -f1)" \
+    build_shop
+fi
+if wanted shop-tests; then
+  recipe=tests
+  image shop-tests testenv/shop-tests latest \
+    "$( { hash_paths "$shop_dir/app" "$shop_dir/tests"; echo "${DIGEST[runner]}"; declare -f build_shop bud; } | sha256sum | cut -d' ' -f1)" \
+    build_shop
+fi
 
 # --- images.env ---------------------------------------------------------------
 # Every image the registry has (built now or before), by the names the other
 # scripts and the tests read.
 declare -A VAR=([debian]=DEBIAN [pause]=PAUSE [python]=PYTHON [postgres]=POSTGRES [mysql]=MYSQL
-  [redis]=REDIS [wiremock]=WIREMOCK [runner]=RUNNER [operator]=OPERATOR)
+  [redis]=REDIS [wiremock]=WIREMOCK [runner]=RUNNER [operator]=OPERATOR [shop]=SHOP [shop-tests]=SHOP_TESTS)
 declare -A ALL=([debian]="testenv/debian:$DEBIAN_SUITE" [pause]="testenv/pause:3.10"
   [python]="testenv/python:3.11-bookworm" [postgres]="testenv/postgres:15" [mysql]="testenv/mysql:10.11-mariadb"
   [redis]="testenv/redis:7" [wiremock]="testenv/wiremock:$WIREMOCK_VERSION" [runner]="testenv/python-runner:latest"
-  [operator]="testenv/testenv-operator:$op_version")
+  [operator]="testenv/testenv-operator:$op_version" [shop]="testenv/shop:latest" [shop-tests]="testenv/shop-tests:latest")
 {
   echo "# Written by hack/testbed/images.sh: images in the test bed's registry ($reg)."
   echo "TESTBED_REGISTRY=$reg"
-  for n in debian pause python postgres mysql redis wiremock runner operator; do
+  for n in debian pause python postgres mysql redis wiremock runner operator shop shop-tests; do
     ref="${ALL[$n]}"
     if digest "${ref%:*}" "${ref##*:}" >/dev/null; then echo "TESTBED_IMAGE_${VAR[$n]}=$reg/$ref"; fi
   done
