@@ -50,6 +50,7 @@ class Reason(StrEnum):
     FAILED_CREATE = "FailedCreate"  # any other refusal (an admission webhook, ...)
     UNSCHEDULABLE = "Unschedulable"
     READINESS_PROBE_FAILED = "ReadinessProbeFailed"
+    APPLY_REJECTED = "ApplyRejected"  # the API server refused an object (a webhook, a full Service range)
 
 
 # Most telling first: when an owner's pods show several causes, a cause that
@@ -145,6 +146,54 @@ def diagnose_pods(
         return None
     best = min(found, key=lambda d: (not d.permanent, _RANK[d.reason], d.pod, d.container or ""))
     return replace(best, message=_cap(redactor.redact(best.message), MAX_MESSAGE))
+
+
+def diagnose_owners(
+    owners: Iterable[PodOwner],
+    pods: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]] = (),
+    *,
+    now: datetime,
+    grace: timedelta = DEFAULT_GRACE,
+    previous_logs: Mapping[str, str | bytes] | None = None,
+) -> dict[PodOwner, Diagnosis]:
+    """The reason of each of `owners` that has one. Owners are given (not
+    taken from the pods) because a quota or admission refusal leaves an owner
+    without any pod; pods and Events of anything else are ignored."""
+    pods, events = list(pods), list(events)
+    found = {}
+    for owner in owners:
+        diagnosis = diagnose_pods(pods, events, now=now, owner=owner, grace=grace, previous_logs=previous_logs)
+        if diagnosis is not None:
+            found[owner] = diagnosis
+    return found
+
+
+def wants_log(diagnosis: Diagnosis) -> bool:
+    """A reason that reads better with the container's last log lines."""
+    return bool(diagnosis.pod and diagnosis.container) and diagnosis.reason in (
+        Reason.CRASH_LOOP_BACK_OFF, Reason.OOM_KILLED, Reason.CONTAINER_FAILED)
+
+
+def grace_ends(diagnosis: Diagnosis, grace: timedelta) -> datetime | None:
+    """When a cause that may still fix itself is taken as final; None when
+    it is final already or its start is unknown (then a later change of
+    the pod or its Events tells)."""
+    started = _parse_time(diagnosis.since)
+    if diagnosis.permanent or started is None:
+        return None
+    return started + grace
+
+
+def rejected_apply(
+    kind: str, name: str, message: str, *, since: datetime, now: datetime, grace: timedelta = DEFAULT_GRACE
+) -> Diagnosis:
+    """An object of the owner that the API server keeps refusing, in its words
+    (an admission webhook may be fixed, a Service range may free up: final
+    only after the grace period)."""
+    text = _Redactor((), []).redact(_clean(message)) or "no reason given"
+    return Diagnosis(Reason.APPLY_REJECTED, _cap(f'{kind} "{name}" was rejected by the API server: {text}', MAX_MESSAGE),
+                     permanent=now - since >= grace, since=since.strftime("%Y-%m-%dT%H:%M:%SZ"), pod="")
 
 
 def log_key(pod: str, container: str) -> str:

@@ -21,7 +21,7 @@ from .build.common import (
     environment_namespace_name,
 )
 from .kube import Kube, load_client
-from .observe import Observed, job, workload
+from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace, find_orphans, why
 from .peering import outranked
 from .plan import was_collected
@@ -85,12 +85,39 @@ def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, An
     return {name: environment_namespace(body)}
 
 
+@kopf.index("", "v1", "pods", labels=OURS)
+def pods_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {namespace: slim_pod(body)}
+
+
+def _in_environment_namespace(namespace: str | None, **_: Any) -> bool:
+    return bool(namespace) and namespace.startswith(f"{get_settings().namespace_prefix}-")
+
+
+# Events carry no labels of ours: they are told apart by namespace, and only
+# the Warnings that say why pods do not come up are kept.
+@kopf.index("", "v1", "events", when=_in_environment_namespace)
+def events_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+    slim = slim_event(body)
+    return None if slim is None else {namespace: slim}
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("", "v1", "namespaces", labels=OURS)
+@kopf.on.event("", "v1", "pods", labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     _indexes_filled()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
+
+
+@kopf.on.event("", "v1", "events", when=_in_environment_namespace)
+async def wake_on_warning(namespace: str, body: kopf.Body, environment_namespaces: kopf.Index, **_: Any) -> None:
+    if slim_event(body) is None:
+        return
+    seen = _namespace(environment_namespaces, namespace)
+    if seen is not None:
+        WAKEUPS.wake(seen.env_uid)
 
 
 @kopf.index(*TE)
@@ -209,12 +236,16 @@ def _namespace(namespaces: kopf.Index, target: str) -> Any:
     return next(iter(namespaces.get(target, [])), None)
 
 
-def _observed(target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index) -> Observed:
+def _observed(
+    target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index, pods: kopf.Index, events: kopf.Index
+) -> Observed:
     ns = _namespace(namespaces, target)
     return Observed(
         namespace_phase=ns.phase if ns else None,
         workloads={w.name: w for w in workloads.get(target, [])},
         jobs={j.name: j for j in jobs.get(target, [])},
+        pods=tuple(pods.get(target, [])),
+        events=tuple(events.get(target, [])),
     )
 
 
@@ -243,6 +274,8 @@ async def run_environment(
     jobs_by_namespace: kopf.Index,
     environment_namespaces: kopf.Index,
     environments_by_uid: kopf.Index,
+    pods_by_namespace: kopf.Index,
+    events_by_namespace: kopf.Index,
     **_: Any,
 ) -> None:
     settings = get_settings()
@@ -255,7 +288,8 @@ async def run_environment(
                 return
             meta = body.metadata
             target = environment_namespace_name(meta["name"], meta["namespace"], uid, settings.namespace_prefix)
-            observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces)
+            observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces,
+                                 pods_by_namespace, events_by_namespace)
             snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
             snapshot["metadata"]["uid"] = uid
             me = EnvSummary(

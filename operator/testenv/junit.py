@@ -2,7 +2,9 @@
 
 One <testsuite> per suite in the status (stub verifications included, named
 `stubs/<stub>`), with the suite's counts in its attributes and a <testcase>
-for each listed failure. Pure: status in, XML text out.
+for each listed failure. Its properties say what was tested: the suite's own
+image and resolved digest, and those of every component and seed of the run.
+Pure: status in, XML text out.
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ def _split_failure(failure: str, suite: str) -> tuple[str, str]:
     return (owner, name) if sep and owner else (suite, failure)
 
 
-def _suite_element(suite: SuiteStatus, environment: str) -> ET.Element:
+def _provenance(status: TestEnvironmentStatus) -> list[tuple[str, str]]:
+    """(name, value) properties for the components' and seeds' images."""
+    found = []
+    for kind, entries in ([(str(c.kind), c) for c in status.components] + [("seed", s) for s in status.seeds]):
+        if entries.image:
+            found.append((f"testenv.{kind}.{entries.name}.image", entries.image))
+        if entries.image_digest:
+            found.append((f"testenv.{kind}.{entries.name}.imageDigest", entries.image_digest))
+    return found
+
+
+def _suite_element(suite: SuiteStatus, environment: str, provenance: list[tuple[str, str]] = ()) -> ET.Element:
     failures = [f for f in suite.failures if not f.startswith(TRUNCATION_PREFIX)]
     omitted = [f for f in suite.failures if f.startswith(TRUNCATION_PREFIX)]
     tests, failed, skipped, errors = suite.passed + suite.failed + suite.skipped, suite.failed, suite.skipped, 0
@@ -33,6 +46,14 @@ def _suite_element(suite: SuiteStatus, environment: str) -> ET.Element:
     properties = ET.SubElement(element, "properties")
     ET.SubElement(properties, "property", name="testenv.environment", value=environment)
     ET.SubElement(properties, "property", name="testenv.phase", value=str(suite.phase))
+    if suite.reason:
+        ET.SubElement(properties, "property", name="testenv.reason", value=suite.reason)
+    if suite.image:
+        ET.SubElement(properties, "property", name="testenv.image", value=suite.image)
+    if suite.image_digest:
+        ET.SubElement(properties, "property", name="testenv.imageDigest", value=suite.image_digest)
+    for name, value in provenance:
+        ET.SubElement(properties, "property", name=name, value=value)
 
     for failure in failures:
         classname, name = _split_failure(failure, suite.name)
@@ -75,7 +96,8 @@ def _environment_error(environment: str, message: str) -> ET.Element:
 def junit_xml(environment: str, status: TestEnvironmentStatus, problem: str | None = None) -> str:
     """The XML document for `status`; `problem` adds an error case (e.g. the CLI's wait timed out)."""
     root = ET.Element("testsuites", name=environment)
-    suites = [_suite_element(suite, environment) for suite in status.tests]
+    provenance = _provenance(status)
+    suites = [_suite_element(suite, environment, provenance) for suite in status.tests]
     if status.phase in (Phase.ERROR, Phase.TIMED_OUT) and not problem:
         problem = f"{status.phase}: {status.message}" if status.message else str(status.phase)
     if problem:

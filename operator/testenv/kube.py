@@ -228,9 +228,49 @@ class Kube:
             self._pull_secrets[key] = (now, found)
         return found
 
+    def service_proxy(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> Any:
+        """A JSON request to a Service's port through the API server's proxy;
+        the parsed answer. Raises ApiException on an error status."""
+        # param_serialize adds the client's credentials, as every typed call does.
+        request = self.api.param_serialize(
+            method,
+            f"/api/v1/namespaces/{namespace}/services/http:{service}:{port}/proxy{path}",
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request, _request_timeout=timeout)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data)
+
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
         return self.api.sanitize_for_serialization(pods)
+
+    def container_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> bytes | None:
+        """The tail of a container's log as bytes (a log need not be UTF-8):
+        its previous instance's after a restart, else its current one."""
+        for previous in (True, False):
+            try:
+                response = self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, previous=previous, limit_bytes=limit_bytes,
+                    tail_lines=200, _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
+                )
+                return response.data
+            except ApiException:
+                continue  # no previous instance (400), a fake (KWOK) or vanished pod
+        return None
 
     def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
         try:

@@ -97,7 +97,19 @@ class Lifecycle(Model):
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
-        description="The whole run must finish within this many seconds of its start, else it is TimedOut.",
+        description=(
+            "The whole run must finish within this many seconds of its start, else it is TimedOut. "
+            "A preview environment (no tests) that was Ready ends normally here (Succeeded)."
+        ),
+    )
+    failure_grace_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "How long a pod-level cause that may still fix itself (an image not pushed yet, a missing Secret, "
+            "no node that fits, a full quota) is waited out before the run ends in Error with that reason; "
+            "the operator's default when unset."
+        ),
     )
 
 
@@ -394,7 +406,17 @@ class ComponentKind(StrEnum):
     SERVICE = "service"
 
 
-class ComponentStatus(Model):
+class Provenance(Model):
+    """What ran: the image as the pod asked for it and the digest the node resolved it to."""
+
+    reason: str | None = Field(
+        default=None, description="Why its pods do not come up (e.g. ImagePullBackOff), while that lasts."
+    )
+    image: str | None = Field(default=None, description="The image its pod ran.")
+    image_digest: str | None = Field(default=None, description="The image's resolved digest (the pod's imageID).")
+
+
+class ComponentStatus(Provenance):
     name: str
     kind: ComponentKind
     ready: bool = False
@@ -409,7 +431,7 @@ class JobPhase(StrEnum):
     SKIPPED = "Skipped"
 
 
-class SeedStatus(Model):
+class SeedStatus(Provenance):
     name: str
     phase: JobPhase = JobPhase.PENDING
     message: str = ""
@@ -428,7 +450,7 @@ class Counts(Model):
         )
 
 
-class SuiteStatus(Counts):
+class SuiteStatus(Counts, Provenance):
     name: str
     phase: JobPhase = JobPhase.PENDING
     duration_seconds: float | None = None

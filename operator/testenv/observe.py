@@ -1,5 +1,6 @@
 """The environment's children as the planner sees them: small immutable
-observations distilled from watched objects (kopf indexes) and pod results."""
+observations distilled from watched objects (kopf indexes) and pod results.
+Pods and Warning Events are kept slimmed (what diagnosis and provenance read)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN
 from .build.services import CopySource
+from .diagnose import Diagnosis, PodOwner, pod_owner
 from .models import Counts, JobPhase, SuiteStatus
 
 SPEC_HASH = "testenv.dev/spec-hash"
@@ -55,6 +57,20 @@ class Observed:
     stub_checks: Mapping[str, SuiteStatus] = field(default_factory=dict)
     # The configured pull Secrets as read in the operator's namespace; None: not found.
     pull_secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    # The environment's pods and the Warning Events of its namespace, slimmed.
+    pods: tuple[Mapping[str, Any], ...] = ()
+    events: tuple[Mapping[str, Any], ...] = ()
+    # Derived from pods and events by the reconciler (diagnose.diagnose_owners, images).
+    diagnoses: Mapping[PodOwner, Diagnosis] = field(default_factory=dict)
+    images: Mapping[PodOwner, ImageRef] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What a pod ran: the image it asked for and the digest the node resolved."""
+
+    image: str | None
+    digest: str | None = None
 
 
 def _labels(body: Mapping[str, Any]) -> Mapping[str, str]:
@@ -162,3 +178,70 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
     if not reported and counts == Counts():
         counts = Counts(passed=1) if job_phase == JobPhase.SUCCEEDED else Counts(failed=1)
     return SuiteResult(counts=counts, failures=tuple(failures), reported=reported)
+
+
+# --- pods and Events, slimmed for the indexes -------------------------------------
+
+# Only what diagnosis and provenance read: a namespace's pods and Events are
+# kept in memory for as long as they exist.
+_POD_META = ("name", "namespace", "labels", "creationTimestamp", "deletionTimestamp")
+_CONTAINER = ("name", "image", "env", "resources", "readinessProbe")
+_POD_STATUS = ("phase", "startTime", "conditions", "containerStatuses", "initContainerStatuses")
+# Warning Events that say why pods do not come up (kubelet, scheduler, controllers).
+DIAGNOSTIC_EVENTS = frozenset({"FailedCreate", "Unhealthy", "Failed", "FailedScheduling", "BackOff"})
+MAX_EVENT_MESSAGE = 4000
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    containers = {
+        key: [{k: c[k] for k in _CONTAINER if k in c} for c in spec.get(key) or []]
+        for key in ("initContainers", "containers")
+    }
+    return {
+        "metadata": {k: meta[k] for k in _POD_META if k in meta},
+        "spec": containers,
+        "status": {k: v for k, v in (body.get("status") or {}).items() if k in _POD_STATUS},
+    }
+
+
+def slim_event(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A Warning Event that diagnosis reads, or None (then it is not kept)."""
+    if body.get("type") != "Warning" or body.get("reason") not in DIAGNOSTIC_EVENTS:
+        return None
+    meta = body.get("metadata") or {}
+    slim = {k: body[k] for k in ("type", "reason", "involvedObject", "regarding", "firstTimestamp",
+                                  "lastTimestamp", "eventTime", "series", "count") if body.get(k) is not None}
+    slim["message"] = str(body.get("message") or body.get("note") or "")[:MAX_EVENT_MESSAGE]
+    slim["metadata"] = {k: meta[k] for k in ("name", "namespace", "creationTimestamp") if k in meta}
+    return slim
+
+
+def _digest(image_id: str | None) -> str | None:
+    """`registry/repo@sha256:...` (or a bare `sha256:...`) -> `sha256:...`."""
+    if not image_id:
+        return None
+    _, at, digest = image_id.rpartition("@")
+    digest = digest if at else image_id
+    return digest if digest.startswith("sha") else None
+
+
+def images(pods: Iterable[Mapping[str, Any]]) -> dict[PodOwner, ImageRef]:
+    """Per owner, the image of its main (first) container in its newest pod,
+    with the digest from the newest pod that has one resolved."""
+    found: dict[PodOwner, ImageRef] = {}
+    newest_first = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+    for pod in newest_first:
+        owner = pod_owner(pod)
+        containers = (pod.get("spec") or {}).get("containers") or []
+        if owner is None or not containers:
+            continue
+        main = containers[0]
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        seen = next((c for c in statuses if c.get("name") == main.get("name")), {})
+        ref = ImageRef(image=main.get("image") or seen.get("image"), digest=_digest(seen.get("imageID")))
+        known = found.get(owner)
+        resolves = known is not None and known.digest is None and ref.digest is not None and ref.image == known.image
+        if known is None or resolves:
+            found[owner] = ref
+    return found

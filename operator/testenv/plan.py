@@ -20,6 +20,7 @@ from .build import seeds as seed_build
 from .build import services as service_build
 from .build import stubs as stub_build
 from .build.common import EnvRef
+from .diagnose import Diagnosis, PodOwner, Reason
 from .models import (
     FINISHED_PHASES,
     ComponentKind,
@@ -181,10 +182,10 @@ class _Planner:
             self.plan.create.append(
                 datastore_build.datastore_secret(component, self.env, self.given.new_password())
             )
-            return datastore_build.datastore_objects(component, self.env, image, placement)
+            return datastore_build.datastore_objects(component, self.env, image, placement, self.plan.status.run)
         if isinstance(component, Stub):
             return stub_build.stub_objects(
-                component, self.env, component.image or settings.wiremock_image, placement
+                component, self.env, component.image or settings.wiremock_image, placement, self.plan.status.run
             )
         if component.copy_from:
             source = self.observed.copy_sources.get(component.name)
@@ -232,6 +233,8 @@ class _Planner:
                         status.message = "starting"
                     elif not seen.ready:
                         status.message = f"starting: {seen.message}"
+                    elif self._refused(PodOwner(str(kind_of[name]), name)):
+                        status.message = "starting"  # ready pods, but not all of it exists (its Service)
                     else:
                         self.ready[name] = True
                         status.ready = True
@@ -428,6 +431,7 @@ class _Planner:
         status.summary = sum((Counts(passed=s.passed, failed=s.failed, skipped=s.skipped) for s in suites), Counts())
         status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
         failed_suites = [s.name for s in suites if s.phase == JobPhase.FAILED]
+        final_causes = self._pod_facts(status, same_run)
 
         waiting = [f"{c.name} ({c.message})" for c in components if not c.ready]
         if seed_failed:
@@ -454,29 +458,50 @@ class _Planner:
             status.phase = Phase.SUCCEEDED
             status.message = f"all {len(suites)} suite(s) passed"
 
+        cause: Diagnosis | None = None
+        if final_causes and status.phase not in FINISHED_PHASES:
+            # It will not fix itself: end now, not at activeDeadlineSeconds.
+            where, cause = final_causes[0]
+            status.phase = Phase.ERROR
+            status.message = f"{where}: {cause.message}"
+            self._stop_run()
+
         deadline = self.spec.lifecycle.active_deadline_seconds
         started = _parse(status.started_at)
         if deadline and started and status.phase not in FINISHED_PHASES and now >= started + timedelta(seconds=deadline):
-            status.phase = Phase.TIMED_OUT
-            status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
-            self.plan.apply = []  # start nothing more; running Jobs are stopped
-            for seen in self.observed.jobs.values():
-                if seen.phase == JobPhase.RUNNING:
-                    self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+            if not self.spec.tests and status.ready_at is not None:
+                # A preview's deadline is its planned end, not a failure.
+                status.phase = Phase.SUCCEEDED
+                status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
+            else:
+                status.phase = Phase.TIMED_OUT
+                status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
+            self._stop_run()
 
-        ready_condition = (
-            ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "") if all_ready
-            else ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
-        )
+        diagnosed = next((c for c in components if not c.ready and c.reason), None)
+        if all_ready:
+            ready_condition = ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "")
+        elif diagnosed is not None:
+            ready_condition = ("Ready", ConditionStatus.FALSE, diagnosed.reason, "; ".join(waiting))
+        else:
+            ready_condition = ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
+        job_reason = next((j.reason for j in [*seeds, *suites] if j.reason and j.phase == JobPhase.RUNNING), None)
         if status.phase == Phase.TIMED_OUT:
             tests_condition = ("TestsPassed", ConditionStatus.FALSE, "TimedOut", status.message)
         elif not self.spec.tests:
-            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, "NoTests", "no test suites: preview environment")
+            reason, message = ("PreviewEnded", status.message) if status.phase == Phase.SUCCEEDED else (
+                "NoTests", "no test suites: preview environment")
+            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, reason, message)
+        elif cause is not None:
+            tests_condition = ("TestsPassed", ConditionStatus.FALSE, str(cause.reason), status.message)
         elif failed_suites or seed_failed:
             tests_condition = ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed",
                                ", ".join(failed_suites) or "a seed failed")
         elif status.phase == Phase.SUCCEEDED:
             tests_condition = ("TestsPassed", ConditionStatus.TRUE, "AllSuitesPassed", status.message)
+        elif job_reason is not None:
+            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, job_reason,
+                               next(j.message for j in [*seeds, *suites] if j.reason == job_reason))
         else:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
                                "Running" if status.phase == Phase.TESTING else "Pending", "")
@@ -484,6 +509,57 @@ class _Planner:
         self._suite_events(given.previous.tests if same_run else [], suites)
         self._seed_events(given.previous.seeds if same_run else [], seeds)
         return self._finish(status)
+
+    def _refused(self, owner: PodOwner) -> bool:
+        found = self.observed.diagnoses.get(owner)
+        return found is not None and found.reason == Reason.APPLY_REJECTED
+
+    def _stop_run(self) -> None:
+        """Start nothing more; running Jobs are stopped (Deployments stay for a look)."""
+        self.plan.apply = []
+        for seen in self.observed.jobs.values():
+            if seen.phase == JobPhase.RUNNING:
+                self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+
+    def _pod_facts(self, status: TestEnvironmentStatus, same_run: bool) -> list[tuple[str, Diagnosis]]:
+        """Put what the pods tell on each component, seed and suite: the reason
+        they do not come up (one Warning Event when it first shows) and the
+        image they ran. Returns the reasons that are final, with where."""
+        previous, run = self.given.previous, status.run
+        # A new run may run other images: nothing of the last run's is kept.
+        before: dict[tuple[str, str], Any] = {}
+        if same_run:
+            before = {("component", c.name): c for c in previous.components}
+            before |= {("seed", s.name): s for s in previous.seeds} | {("test", t.name): t for t in previous.tests}
+        entries: list[tuple[str, PodOwner, tuple[str, str], Any, bool]] = [
+            (f"{c.kind} {c.name}", PodOwner(str(c.kind), c.name), ("component", c.name), c,
+             not c.ready and c.message.startswith("starting"))
+            for c in status.components
+        ]
+        entries += [(f"seed {s.name}", PodOwner("seed", s.name, run), ("seed", s.name), s,
+                     s.phase in (JobPhase.RUNNING, JobPhase.FAILED)) for s in status.seeds]
+        entries += [(f"suite {t.name}", PodOwner("test", t.name, run), ("test", t.name), t,
+                     t.phase == JobPhase.RUNNING) for t in status.tests]
+        final = []
+        for where, owner, key, entry, open_ in entries:
+            known = before.get(key)
+            ref = self.observed.images.get(owner)
+            if ref is not None:
+                entry.image, entry.image_digest = ref.image, ref.digest
+            elif known is not None:
+                entry.image, entry.image_digest = known.image, known.image_digest
+            diagnosis = self.observed.diagnoses.get(owner) if open_ else None
+            entry.reason = str(diagnosis.reason) if diagnosis is not None else None
+            if diagnosis is None:
+                continue
+            entry.message = diagnosis.message
+            if getattr(entry, "phase", None) == JobPhase.FAILED:
+                continue  # said by the SeedFailed Event; its run fails anyway
+            if known is None or known.reason != entry.reason:
+                self.plan.events.append(Event("Warning", entry.reason, f"{where}: {diagnosis.message}"))
+            if diagnosis.permanent:
+                final.append((where, diagnosis))
+        return final
 
     def _stub_checks(self, suites: list[SuiteStatus]) -> list[SuiteStatus]:
         checked = [s for s in self.spec.stubs if s.verify]
@@ -542,7 +618,10 @@ class _Planner:
         if finished and left_behind:
             expires = finished + timedelta(seconds=ttl if status.phase == Phase.SUCCEEDED else retain)
         elif lifecycle.active_deadline_seconds and started and status.phase not in FINISHED_PHASES:
-            expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + retain)
+            # A preview that comes up ends at its deadline as a finished run
+            # (kept ttlSecondsAfterFinished); any other run would be TimedOut.
+            after = ttl if not self.spec.tests and status.phase == Phase.READY else retain
+            expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + after)
             self._wake_at(started + timedelta(seconds=lifecycle.active_deadline_seconds))
         status.expires_at = _ts(expires) if expires else None
         if expires and status.phase in FINISHED_PHASES:

@@ -3,21 +3,30 @@ act on the plan, write the status. Runs in a worker thread (blocking I/O)."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import kopf
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from . import metrics
-from .build.common import EnvRef, environment_namespace_name
+from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN, EnvRef, environment_namespace_name
 from .build.services import CopySource
+from .diagnose import (
+    MAX_LOG_BYTES,
+    PodOwner,
+    diagnose_owners,
+    grace_ends,
+    log_key,
+    rejected_apply,
+    wants_log,
+)
 from .kube import Kube
 from .models import (
     FINISHED_PHASES,
@@ -27,11 +36,12 @@ from .models import (
     TestEnvironmentSpec,
     TestEnvironmentStatus,
 )
-from .observe import Observed, SuiteResult, suite_result
+from .observe import Observed, SuiteResult, images, suite_result
 from .pacing import hold_status
 from .plan import Admission, PlanInput, plan
 from .settings import Settings
-from .stubverify import verify_stub
+from .stubaccess import admin_request
+from .stubverify import StubUnreachable, verify_stub
 from .validate import SpecError, validate
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,19 @@ class Memory:
     # status would repeat phase Events or even count a run twice.
     status: dict[str, Any] | None = None
     status_written_at: float | None = None  # time.monotonic() of that write
+    # Last log lines of failing containers by "<pod>/<container>", with the
+    # time.monotonic() they were read: read again at most every LOG_REREAD.
+    logs: dict[str, tuple[float, bytes | None]] = field(default_factory=dict)
+    # Objects the API server refused, by owner: (kind, name, message, first refusal).
+    rejected: dict[PodOwner, tuple[str, str, str, datetime]] = field(default_factory=dict)
+
+
+LOG_REREAD = 30.0
+# An apply the API server refused is tried again this soon (and on any change).
+REJECTED_RETRY = 5.0
+# Refusals that say what is wrong with the object or its namespace; anything
+# else (a conflict, a server error, no connection) is retried as an error.
+REFUSALS = frozenset({400, 403, 422})
 
 
 def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecError]]:
@@ -100,6 +123,11 @@ def reconcile(
         results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
         stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
     )
+    now = _now()
+    pods_wake = None
+    if not errors and not (previous.phase in FINISHED_PHASES and previous.run == run):
+        observed, pods_wake = _pod_facts(spec, run, observed, now, env.target_namespace, settings, kube, memory)
+
     def planned() -> Any:
         return plan(
             PlanInput(
@@ -115,7 +143,6 @@ def reconcile(
             )
         )
 
-    now = _now()
     result = planned()
     if result.read_results or result.verify_stubs:
         # Read what the plan asked for and plan again, so no half-known
@@ -124,7 +151,7 @@ def reconcile(
             pods = kube.job_pods(env.target_namespace, job_name)
             memory.results[job_name] = suite_result(pods, observed.jobs[job_name].phase)
         for stub_name in result.verify_stubs:
-            memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, settings)
+            memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, kube)
         observed = replace(
             observed,
             results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
@@ -132,8 +159,9 @@ def reconcile(
         )
         result = planned()
 
+    refused = False
     for obj in result.apply:
-        kube.apply(obj)
+        refused = not _apply(kube, obj, memory, now) or refused
     for obj in result.create:
         kube.create_once(obj)
     for ref in result.delete:
@@ -149,6 +177,10 @@ def reconcile(
         return None
 
     wake_after = result.wake_after
+    if refused:
+        pods_wake = REJECTED_RETRY if pods_wake is None else min(pods_wake, REJECTED_RETRY)
+    if pods_wake is not None and result.status.phase not in FINISHED_PHASES:
+        wake_after = pods_wake if wake_after is None else min(wake_after, pods_wake)
     status, before = result.status.wire(), previous.wire()
     if status != before:
         since = None if memory.status_written_at is None else time.monotonic() - memory.status_written_at
@@ -168,6 +200,89 @@ def reconcile(
         _post_log_tail(body, kube, env.target_namespace, job_name)
     metrics.observe_status(uid, previous, result.status)
     return wake_after
+
+
+def _owner_of(obj: Mapping[str, Any]) -> PodOwner | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    kind, name, run = labels.get(LABEL_KIND), labels.get(LABEL_COMPONENT), labels.get(LABEL_RUN)
+    if not kind or not name:
+        return None
+    return PodOwner(kind, name, int(run) if run and run.isdigit() else None)
+
+
+def _apply(kube: Kube, obj: dict[str, Any], memory: Memory, now: datetime) -> bool:
+    """Apply one object; a refusal of a component's, seed's or suite's object
+    is remembered as its reason instead of failing the whole reconcile."""
+    owner = _owner_of(obj)
+    try:
+        kube.apply(obj)
+    except ApiException as exc:
+        if owner is None or exc.status not in REFUSALS:
+            raise
+        message = _api_message(exc)
+        log.warning("the API server refused %s %s: %s", obj["kind"], obj["metadata"]["name"], message)
+        first = memory.rejected.get(owner)
+        memory.rejected[owner] = (obj["kind"], obj["metadata"]["name"], message, first[3] if first else now)
+        return False
+    if owner is not None and (known := memory.rejected.get(owner)) and known[:2] == (obj["kind"], obj["metadata"]["name"]):
+        del memory.rejected[owner]
+    return True
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason or exc.status)
+
+
+def _pod_owners(spec: TestEnvironmentSpec, run: int) -> list[PodOwner]:
+    """Whose pods the run has: every component, and its run's seeds and suites."""
+    owners = [PodOwner(kind, c.name) for kind, items in
+              (("datastore", spec.datastores), ("stub", spec.stubs), ("service", spec.services)) for c in items]
+    owners += [PodOwner("seed", s.name, run) for s in spec.seed]
+    owners += [PodOwner("test", t.name, run) for t in spec.tests]
+    return owners
+
+
+def _pod_facts(
+    spec: TestEnvironmentSpec, run: int, observed: Observed, now: datetime, namespace: str,
+    settings: Settings, kube: Kube, memory: Memory,
+) -> tuple[Observed, float | None]:
+    """Why owners' pods do not come up, and the images they run; and seconds
+    until the first cause that may still fix itself is taken as final."""
+    owners = _pod_owners(spec, run)
+    memory.rejected = {o: r for o, r in memory.rejected.items() if o in owners}
+    if not observed.pods and not observed.events and not memory.rejected:
+        return observed, None
+    grace_seconds = spec.lifecycle.failure_grace_seconds
+    grace = timedelta(seconds=settings.failure_grace_seconds if grace_seconds is None else grace_seconds)
+    diagnoses = diagnose_owners(owners, observed.pods, observed.events, now=now, grace=grace)
+    wanted = [d for d in diagnoses.values() if wants_log(d)]
+    if wanted:
+        logs = {}
+        for diagnosis in wanted:
+            key = log_key(diagnosis.pod, diagnosis.container or "")
+            read = memory.logs.get(key)
+            if read is None or time.monotonic() - read[0] > LOG_REREAD:
+                read = (time.monotonic(), kube.container_log(namespace, diagnosis.pod, diagnosis.container or "",
+                                                             MAX_LOG_BYTES))
+                memory.logs[key] = read
+            if read[1]:
+                logs[key] = read[1]
+        diagnoses = diagnose_owners(owners, observed.pods, observed.events, now=now, grace=grace,
+                                    previous_logs=logs)
+    for owner, (kind, name, message, since) in memory.rejected.items():
+        # Nothing of the owner exists to tell more: its refusal is the reason.
+        diagnoses[owner] = rejected_apply(kind, name, message, since=since, now=now, grace=grace)
+    live = {f"{d.pod}/{d.container}" for d in diagnoses.values()}
+    for key in [k for k in memory.logs if k not in live]:
+        del memory.logs[key]
+    ends = [end for d in diagnoses.values() if (end := grace_ends(d, grace)) is not None]
+    wake = None
+    if ends:
+        wake = max(0.0, (min(ends) - now.replace(tzinfo=UTC)).total_seconds()) + 0.5
+    return replace(observed, diagnoses=diagnoses, images=images(observed.pods)), wake
 
 
 def _copy_sources(
@@ -207,22 +322,17 @@ def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str
     kopf.event(dict(body), type="Warning", reason="FailureLogs", message=f"{job} ({name}), last lines:\n{tail[-900:]}")
 
 
-def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, settings: Settings) -> SuiteStatus:
+def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, kube: Kube) -> SuiteStatus:
     stub = next(s for s in spec.stubs if s.name == stub_name)
-    base_url = f"http://{stub.name}.{env.target_namespace}.svc:{stub.port}"
-
-    async def check() -> SuiteStatus:
-        async with httpx.AsyncClient(timeout=10) as client:
-            return await verify_stub(client, base_url, stub)
-
+    admin, where = admin_request(kube, env.target_namespace, stub.name, stub.port)
     try:
-        return asyncio.run(check())
-    except httpx.HTTPError as exc:
+        return verify_stub(admin, stub)
+    except StubUnreachable as exc:
         return SuiteStatus(
             name=f"stubs/{stub.name}",
             phase=JobPhase.FAILED,
             failed=len(stub.verify),
-            message=f"could not reach the stub's admin API at {base_url}: {exc.__class__.__name__}",
+            message=f"could not reach the stub's admin API at {where}: {exc}",
         )
 
 

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     default_ttl_seconds_after_finished: int = 600
     default_retain_on_failure_seconds: int = 3600
     delete_resource_after_collection: bool = False
+    # Seconds a pod-level cause that may still fix itself (an image pushed
+    # late, a Secret created late, a full quota) is waited out before the run
+    # ends in Error with that reason. An environment's
+    # `lifecycle.failureGraceSeconds` wins.
+    failure_grace_seconds: int = Field(default=120, ge=0)
     orphan_sweep_interval_seconds: int = 300
     orphan_sweep_dry_run: bool = False
 

@@ -3,14 +3,25 @@ reported like a test suite."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-import httpx
 
 from .build.stubs import request_target
 from .models import JobPhase, RequestCount, Stub, StubVerification, SuiteStatus
 
 COUNT_PATH = "/__admin/requests/count"
+JOURNAL_LIMIT = 20
+JOURNAL_PATH = f"/__admin/requests?limit={JOURNAL_LIMIT}"
+MAX_JOURNAL_MESSAGE = 1500
+
+
+class StubUnreachable(Exception):
+    """The stub's admin API did not answer (not ready yet, gone, or no route to it)."""
+
+
+# (method, path, JSON body or None) -> the admin API's JSON answer; raises
+# StubUnreachable. The edge decides how the stub is reached.
+AdminRequest = Callable[[str, str, dict[str, Any] | None], Any]
 
 
 def count_request_body(verification: StubVerification) -> dict[str, Any]:
@@ -56,15 +67,37 @@ def verification_status(stub_name: str, results: list[tuple[StubVerification, in
     )
 
 
-async def verify_stub(client: httpx.AsyncClient, base_url: str, stub: Stub) -> SuiteStatus:
-    """Ask the stub's WireMock how often each verified request came in.
+def describe_journal(journal: Any) -> str:
+    """WireMock's request journal (newest first) in one line: what the stub
+    really received, so a failed verification shows what came instead."""
+    entries = journal.get("requests") if isinstance(journal, dict) else None
+    if not isinstance(entries, list):
+        return "the stub's request journal could not be read"
+    total = (journal.get("meta") or {}).get("total", len(entries))
+    if not entries:
+        return "the stub received no requests at all"
+    seen = []
+    for entry in entries:
+        request = entry.get("request") or {}
+        status = (entry.get("responseDefinition") or {}).get("status")
+        matched = "" if entry.get("wasMatched", True) else ", unmatched"
+        seen.append(f"{request.get('method', '?')} {request.get('url', '?')} -> {status}{matched}")
+    shown = f"last {len(entries)} of {total}" if total > len(entries) else f"{total}"
+    line = f"the stub received {shown} request(s), newest first: " + "; ".join(seen)
+    return line if len(line) <= MAX_JOURNAL_MESSAGE else line[: MAX_JOURNAL_MESSAGE - 3] + "..."
 
-    Raises httpx.HTTPError when WireMock cannot answer (not ready yet, or gone);
-    the caller decides whether to retry.
-    """
+
+def verify_stub(admin: AdminRequest, stub: Stub) -> SuiteStatus:
+    """Ask the stub's WireMock how often each verified request came in; when
+    a verification fails, add what the stub did receive.
+
+    Raises StubUnreachable when WireMock cannot answer; the caller decides
+    whether to retry."""
     results: list[tuple[StubVerification, int]] = []
     for verification in stub.verify:
-        response = await client.post(f"{base_url.rstrip('/')}{COUNT_PATH}", json=count_request_body(verification))
-        response.raise_for_status()
-        results.append((verification, int(response.json()["count"])))
-    return verification_status(stub.name, results)
+        answer = admin("POST", COUNT_PATH, count_request_body(verification))
+        results.append((verification, int(answer["count"])))
+    status = verification_status(stub.name, results)
+    if status.failed:
+        status.message = f"{status.message}; {describe_journal(admin('GET', JOURNAL_PATH, None))}"
+    return status

@@ -384,6 +384,8 @@ ALLOWED = [
     ("create", "events", "-A"),
     ("create", "events.events.k8s.io", "-A"),
     ("list", "pods", "-A"),
+    ("watch", "pods", "-A"),
+    ("watch", "events", "-A"),
     ("get", "pods", "--subresource=log", "-A"),
 ]
 

@@ -24,7 +24,10 @@ from testbed_support import wait_for
 from testenv.build.datastores import datastore_objects, datastore_secret, secret_env
 from testenv.build.namespace import network_policy
 from testenv.build.stubs import stub_objects
-from testenv.models import Datastore, Engine, Stub
+from testenv.kube import Kube
+from testenv.models import Datastore, Engine, Stub, StubVerification
+from testenv.stubaccess import through_api_server
+from testenv.stubverify import verify_stub
 
 pytestmark = pytest.mark.realnode
 
@@ -45,7 +48,7 @@ def test_pods_of_an_environment_land_on_the_real_node_only_when_placed(cluster, 
 
 
 def test_wiremock_stub_answers_another_pod_through_its_service_dns_name(
-    cluster, core, apps, images, restricted_namespace
+    cluster, core, apps, images, restricted_namespace, api_client
 ):
     stub = Stub.model_validate({
         "name": "payments",
@@ -69,6 +72,20 @@ def test_wiremock_stub_answers_another_pod_through_its_service_dns_name(
     phase, log = run_to_end(cluster, core, restricted_namespace, client_pod("caller", images["runner"],
                                                                               ["python3", "-c", script]))
     assert (phase, log.strip()) == ("Succeeded", "201 succeeded"), log
+
+    # An operator outside the cluster (as `make demo` runs it) verifies the
+    # stub through the API server's Service proxy: the real call counts, the
+    # missing one fails with what the stub really received.
+    verified = stub.model_copy(update={"verify": [
+        StubVerification.model_validate({"request": {"method": "POST", "urlPath": "/v1/charges"}}),
+        StubVerification.model_validate({"request": {"method": "POST", "urlPath": "/v1/refunds"}}),
+    ]})
+    status = verify_stub(through_api_server(Kube(api_client, "realnode-tests"), restricted_namespace, "payments", 8080),
+                         verified)
+    assert (status.passed, status.failed) == (1, 1), status
+    assert status.failures == ["POST /v1/refunds: expected at least 1 request, got 0"]
+    assert status.message == ("1 of 2 verifications failed; the stub received 1 request(s), newest first: "
+                              "POST /v1/charges -> 201")
 
 
 # The engine's own client, inside the engine's own image (as `sql` seeds run),

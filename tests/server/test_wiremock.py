@@ -3,7 +3,6 @@ through its admin API."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from testenv.models import JobPhase, Stub, SuiteStatus
+from testenv.stubaccess import direct
 from testenv.stubverify import verify_stub
 
 if TYPE_CHECKING:  # conftest is pytest's to import, not ours
@@ -119,11 +119,7 @@ def test_fault_breaks_the_connection(http: httpx.Client, path: str) -> None:
 def verify(wiremock: WireMock, entries: list[dict[str, Any]]) -> SuiteStatus:
     stub = Stub.model_validate({**STUB.wire(), "verify": entries})
 
-    async def run() -> SuiteStatus:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            return await verify_stub(client, wiremock.base_url, stub)
-
-    return asyncio.run(run())
+    return verify_stub(direct(wiremock.base_url), stub)
 
 
 def test_verify_passes_when_requests_came(wiremock: WireMock, http: httpx.Client) -> None:
@@ -155,3 +151,12 @@ def test_verify_fails_with_a_message_when_no_request_came(wiremock: WireMock) ->
     )
     assert (status.phase, status.passed, status.failed) == (JobPhase.FAILED, 1, 1)
     assert status.failures == ["POST /verify/never: expected at least 1 request, got 0"]
+
+
+def test_a_failed_verification_shows_what_the_stub_received(wiremock: WireMock, http: httpx.Client) -> None:
+    http.post("/verify/other", json={"a": 1})
+    http.get("/verify/unknown")
+    status = verify(wiremock, [{"request": {"method": "POST", "urlPath": "/verify/expected"}}])
+    assert status.phase == JobPhase.FAILED
+    # Newest first, each with WireMock's answer; the unmatched one says so.
+    assert "GET /verify/unknown -> 404, unmatched; POST /verify/other -> " in status.message, status.message

@@ -937,9 +937,15 @@ def test_generation_change_starts_the_next_run() -> None:
     assert (status.run, status.observed_generation) == (2, 2)
     assert status.started_at == ts(later(300))
     assert status.finished_at is None and status.expires_at is None
-    assert status.phase == Phase.TESTING
     assert suite_status(rerun, "smoke").phase == PENDING and suite_status(rerun, "smoke").passed == 0
-    assert applied_names(rerun, "Job") == ["smoke-r2"]
+    # The run starts from a fresh, empty datastore: a new pod (and emptyDir)
+    # rolls out, and the suites wait for it.
+    [deployment] = applied(rerun, "Deployment")
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["testenv.dev/run"] == "2"
+    assert status.phase == Phase.PROVISIONING and applied_names(rerun, "Job") == []
+    settled, _ = settle(spec, previous=status, observed=done, generation=2, now=later(300))
+    assert settled.status.phase == Phase.TESTING
+    assert applied_names(settled, "Job") == ["smoke-r2"]
 
 
 def test_new_run_deletes_the_old_runs_jobs_and_seed_configmaps() -> None:
@@ -959,9 +965,14 @@ def test_new_run_re_seeds_before_testing() -> None:
     spec = make_spec(datastores=[POSTGRES], seed=[SCHEMA_SEED], tests=[suite("smoke")])
     p, observed = settle(spec)
     rerun = run_plan(spec, previous=p.status, observed=observed, generation=2)
-    assert applied_names(rerun, "Job") == ["schema-r2"]
-    assert seed_status(rerun, "schema").message == "starting"
-    assert rerun.status.phase == Phase.SEEDING
+    # The seed waits for the new run's fresh datastore, then fills it again.
+    assert applied_names(rerun, "Job") == []
+    assert rerun.status.phase == Phase.PROVISIONING
+    fresh = replace(observed, workloads={**observed.workloads, **ready_workloads(rerun)})
+    seeding = run_plan(spec, previous=rerun.status, observed=fresh, generation=2)
+    assert applied_names(seeding, "Job") == ["schema-r2"]
+    assert seed_status(seeding, "schema").message == "starting"
+    assert seeding.status.phase == Phase.SEEDING
 
 
 def test_jobs_of_the_current_run_are_not_deleted() -> None:
@@ -1040,11 +1051,35 @@ def test_a_run_finished_before_its_deadline_is_not_timed_out_later() -> None:
     assert later_on.status.phase == Phase.SUCCEEDED
 
 
-def test_a_preview_environment_times_out_at_its_deadline() -> None:
-    spec = make_spec(lifecycle=DEADLINE, datastores=[REDIS])
+def test_a_preview_environment_ends_normally_at_its_deadline() -> None:
+    spec = make_spec(lifecycle={**DEADLINE, "ttlSecondsAfterFinished": 60, "retainOnFailureSeconds": 7200},
+                     datastores=[REDIS])
     p, observed = settle(spec)
     assert p.status.phase == Phase.READY
-    p = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    ended = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    assert ended.status.phase == Phase.SUCCEEDED
+    assert "preview ended" in ended.status.message and "1800s" in ended.status.message
+    # Collected as a finished run is, not kept for the failure retention.
+    assert ended.status.expires_at == ts(later(1800 + 60))
+    [event] = [e for e in ended.events if e.reason == "Succeeded"]
+    assert event.type == "Normal"
+    tests = next(c for c in ended.status.conditions if c.type == "TestsPassed")
+    assert tests.reason == "PreviewEnded"
+
+
+def test_a_ready_preview_shows_when_it_will_end() -> None:
+    spec = make_spec(lifecycle={**DEADLINE, "ttlSecondsAfterFinished": 60, "retainOnFailureSeconds": 7200},
+                     datastores=[REDIS])
+    p, _ = settle(spec)
+    assert p.status.phase == Phase.READY
+    assert p.status.expires_at == ts(later(1800 + 60))
+    assert p.wake_after == 1800
+
+
+def test_a_preview_that_never_came_up_times_out_at_its_deadline() -> None:
+    spec = make_spec(lifecycle=DEADLINE, datastores=[REDIS])
+    first = run_plan(spec)
+    p = run_plan(spec, previous=first.status, observed=Observed(), now=later(1800))
     assert p.status.phase == Phase.TIMED_OUT
 
 

@@ -16,7 +16,16 @@ from testenv.build.stubs import (
     stub_url,
 )
 from testenv.models import JobPhase, Stub, StubVerification
-from testenv.stubverify import count_request_body, judge, verification_status
+from testenv.stubverify import (
+    COUNT_PATH,
+    JOURNAL_LIMIT,
+    MAX_JOURNAL_MESSAGE,
+    count_request_body,
+    describe_journal,
+    judge,
+    verification_status,
+    verify_stub,
+)
 
 ENV = EnvRef(name="pr-1", namespace="ci", uid="uid-1", target_namespace="te-pr-1-abcde")
 IMAGE = "wiremock/wiremock:3.13.1"
@@ -312,3 +321,62 @@ def test_verification_status_without_verify_succeeds() -> None:
     status = verification_status("s", [])
     assert status.phase == JobPhase.SUCCEEDED
     assert (status.passed, status.failed) == (0, 0)
+
+
+# --- the request journal in a failed verification's message -------------------
+
+
+def _entry(method: str, url: str, status: int, matched: bool = True) -> dict:
+    return {"request": {"method": method, "url": url}, "responseDefinition": {"status": status}, "wasMatched": matched}
+
+
+def test_the_journal_lists_what_came_newest_first_with_the_answers() -> None:
+    journal = {"requests": [_entry("GET", "/x", 404, matched=False), _entry("POST", "/v1/charges", 201)],
+               "meta": {"total": 2}}
+    assert describe_journal(journal) == (
+        "the stub received 2 request(s), newest first: GET /x -> 404, unmatched; POST /v1/charges -> 201")
+
+
+def test_an_empty_journal_says_nothing_came() -> None:
+    assert describe_journal({"requests": [], "meta": {"total": 0}}) == "the stub received no requests at all"
+
+
+def test_a_long_journal_says_how_much_is_shown_and_is_capped() -> None:
+    entries = [_entry("POST", "/v1/" + "a" * 200, 200)] * JOURNAL_LIMIT
+    line = describe_journal({"requests": entries, "meta": {"total": 500}})
+    assert line.startswith(f"the stub received last {JOURNAL_LIMIT} of 500 request(s)")
+    assert len(line) == MAX_JOURNAL_MESSAGE and line.endswith("...")
+
+
+def test_an_unreadable_journal_is_said_so() -> None:
+    assert describe_journal("<html>") == "the stub's request journal could not be read"
+
+
+def test_a_failed_verification_carries_the_journal_and_a_passing_one_does_not_ask() -> None:
+    stub = Stub.model_validate({"name": "mail", "verify": [{"request": {"method": "POST", "urlPath": "/send"}}]})
+    asked: list[tuple[str, str]] = []
+
+    def admin(counts: int):
+        def request(method: str, path: str, body: dict | None) -> dict:
+            asked.append((method, path))
+            if path == COUNT_PATH:
+                return {"count": counts}
+            return {"requests": [_entry("POST", "/other", 404, matched=False)], "meta": {"total": 1}}
+        return request
+
+    assert verify_stub(admin(1), stub).message == "" and asked == [("POST", COUNT_PATH)]
+    failed = verify_stub(admin(0), stub)
+    assert failed.message == ("1 of 1 verifications failed; the stub received 1 request(s), newest first: "
+                              "POST /other -> 404, unmatched")
+
+
+def test_each_run_gets_a_fresh_stub_pod_so_verify_counts_only_its_own_requests() -> None:
+    stub = Stub.model_validate({"name": "mail", "mappings": [{"request": {"urlPath": "/send"}}]})
+
+    def template(run: int) -> dict:
+        [deployment] = [o for o in stub_objects(stub, ENV, "wiremock:3", run=run) if o["kind"] == "Deployment"]
+        return deployment["spec"]["template"]
+
+    assert template(1)["metadata"]["annotations"]["testenv.dev/run"] == "1"
+    assert template(2) != template(1)
+    assert template(2)["spec"] == template(1)["spec"]

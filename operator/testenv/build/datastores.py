@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from ..models import Datastore, Engine
 from .common import (
+    LABEL_RUN,
     EnvRef,
     component_labels,
     container_security_context,
@@ -175,7 +176,7 @@ def _engine_args(ds: Datastore) -> list[str] | None:
 
 
 def datastore_objects(
-    ds: Datastore, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT
+    ds: Datastore, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT, run: int = 1
 ) -> list[dict[str, Any]]:
     """The Deployment and Service; the Secret is created once, separately, so
     that its password survives re-provisioning."""
@@ -213,7 +214,10 @@ def datastore_objects(
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_labels(ds.name)},
             "template": {
-                "metadata": {"labels": labels},
+                # Each run starts from an empty datastore: its seeds assume
+                # one, and a run must not see the last run's test data. A new
+                # run number rolls out a new pod with a new emptyDir.
+                "metadata": {"labels": labels, "annotations": {LABEL_RUN: str(run)}},
                 "spec": place({
                     "automountServiceAccountToken": False,
                     # Service links would add e.g. REDIS_PORT=tcp://... beside

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..models import ComponentKind, Stub, StubMapping, StubRequest
 from .common import (
+    LABEL_RUN,
     EnvRef,
     component_labels,
     container_security_context,
@@ -85,7 +86,12 @@ def stub_configmap(stub: Stub, env: EnvRef, files: dict[str, str]) -> dict[str, 
 
 
 def stub_deployment(
-    stub: Stub, env: EnvRef, image: str, files: dict[str, str], placement: PodPlacement = NO_PLACEMENT
+    stub: Stub,
+    env: EnvRef,
+    image: str,
+    files: dict[str, str],
+    placement: PodPlacement = NO_PLACEMENT,
+    run: int = 1,
 ) -> dict[str, Any]:
     labels = component_labels(env, stub.name, ComponentKind.STUB.value)
     security = container_security_context(WIREMOCK_UID)
@@ -103,8 +109,10 @@ def stub_deployment(
             "template": {
                 "metadata": {
                     "labels": labels,
-                    # A changed mapping changes the template, so the pod rolls.
-                    "annotations": {ANNOTATION_MAPPINGS_HASH: mappings_hash(files)},
+                    # A changed mapping changes the template, so the pod rolls;
+                    # so does each new run, whose `verify` must count only its
+                    # own requests (the journal lives in the pod).
+                    "annotations": {ANNOTATION_MAPPINGS_HASH: mappings_hash(files), LABEL_RUN: str(run)},
                 },
                 "spec": place({
                     "automountServiceAccountToken": False,
@@ -165,13 +173,13 @@ def stub_service(stub: Stub, env: EnvRef) -> dict[str, Any]:
 
 
 def stub_objects(
-    stub: Stub, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT
+    stub: Stub, env: EnvRef, image: str, placement: PodPlacement = NO_PLACEMENT, run: int = 1
 ) -> list[dict[str, Any]]:
     """ConfigMap, Deployment and Service of a stub; `image` is the operator's
     default, which the stub's own `image` overrides."""
     files = mapping_files(stub)
     return [
         stub_configmap(stub, env, files),
-        stub_deployment(stub, env, stub.image or image, files, placement),
+        stub_deployment(stub, env, stub.image or image, files, placement, run),
         stub_service(stub, env),
     ]

@@ -99,16 +99,18 @@ def status_facts(status: TestEnvironmentStatus) -> dict[str, str]:
     explains = status.phase not in (Phase.PROVISIONING, Phase.SEEDING, Phase.TESTING)
     facts = {"phase": f"phase {status.phase}" + (f": {status.message}" if status.message and explains else "")}
     for c in status.components:
-        facts[f"component/{c.name}"] = f"{c.kind} {c.name}: " + ("ready" if c.ready else c.message or "not ready")
+        facts[f"component/{c.name}"] = f"{c.kind} {c.name}: " + (
+            "ready" if c.ready else _detail(c.reason, c.message) or "not ready")
     for s in status.seeds:
-        facts[f"seed/{s.name}"] = f"seed {s.name}: {s.phase}" + (f" ({s.message})" if s.message else "")
+        facts[f"seed/{s.name}"] = f"seed {s.name}: {s.phase}" + (
+            f" ({_detail(s.reason, s.message)})" if s.message else "")
     for t in status.tests:
         if t.phase in COUNTED:
             detail = f" - {counts(t.passed, t.failed, t.skipped)} in {format_duration(t.duration_seconds)}"
             if t.phase == JobPhase.FAILED and t.message:
                 detail += f" ({t.message})"
         else:
-            detail = f" ({t.message})" if t.message and t.message != str(t.phase).lower() else ""
+            detail = f" ({_detail(t.reason, t.message)})" if t.message and t.message != str(t.phase).lower() else ""
         facts[f"suite/{t.name}"] = f"suite {t.name}: {t.phase}{detail}"
     return facts
 
@@ -157,6 +159,39 @@ def summary_line(name: str, status: TestEnvironmentStatus) -> str:
     return line
 
 
+def _owners(status: TestEnvironmentStatus) -> list[tuple[str, str, Any]]:
+    return ([(str(c.kind), c.name, c) for c in status.components] + [("seed", s.name, s) for s in status.seeds]
+            + [("suite", t.name, t) for t in status.tests])
+
+
+def reason_lines(status: TestEnvironmentStatus) -> list[str]:
+    """Why components, seeds or suites did not come up, as the operator diagnosed it."""
+    return [f"  {kind} {name}: {entry.reason}: {entry.message}"
+            for kind, name, entry in _owners(status) if entry.reason]
+
+
+def image_ref(image: str | None, digest: str | None) -> str:
+    """image@digest, as a pull would name exactly what ran."""
+    if not image:
+        return "-"
+    if not digest:
+        return image
+    return f"{image.split('@', 1)[0]}@{digest}"
+
+
+def provenance_table(status: TestEnvironmentStatus) -> Table | None:
+    """What ran: each component's, seed's and suite's image and resolved digest."""
+    rows = [(kind, name, entry) for kind, name, entry in _owners(status) if entry.image]
+    if not rows:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+    for column in ("KIND", "NAME", "IMAGE", "DIGEST"):
+        table.add_column(column, overflow="fold")
+    for kind, name, entry in rows:
+        table.add_row(kind, name, entry.image, entry.image_digest or "(not resolved yet)")
+    return table
+
+
 def failure_lines(status: TestEnvironmentStatus, limit: int = MAX_FAILURES_SHOWN) -> list[str]:
     failures = [(t.name, f) for t in status.tests for f in t.failures]
     lines = [f"  {suite}: {failure}" for suite, failure in failures[:limit]]
@@ -174,15 +209,19 @@ def progress_table(status: TestEnvironmentStatus) -> Table:
     table.add_column("DETAIL", overflow="fold")
     for c in status.components:
         state = Text("ready", style="green") if c.ready else Text("not ready", style="yellow")
-        table.add_row(str(c.kind), c.name, state, "" if c.ready else c.message)
+        table.add_row(str(c.kind), c.name, state, "" if c.ready else _detail(c.reason, c.message))
     for s in status.seeds:
-        table.add_row("seed", s.name, _phase(s.phase), s.message)
+        table.add_row("seed", s.name, _phase(s.phase), _detail(s.reason, s.message))
     for t in status.tests:
-        detail = counts(t.passed, t.failed, t.skipped) if t.phase in COUNTED else t.message
+        detail = counts(t.passed, t.failed, t.skipped) if t.phase in COUNTED else _detail(t.reason, t.message)
         if t.phase in COUNTED and t.duration_seconds is not None:
             detail += f" in {format_duration(t.duration_seconds)}"
         table.add_row("suite", t.name, _phase(t.phase), detail)
     return table
+
+
+def _detail(reason: str | None, message: str) -> str:
+    return f"{reason}: {message}" if reason else message
 
 
 def header(name: str, namespace: str, status: TestEnvironmentStatus | None, note: str = "") -> Text:
@@ -215,6 +254,8 @@ def status_view(obj: Mapping[str, Any], now: datetime) -> RenderableType:
         parts += [progress_table(status), Text("")]
     if failures := failure_lines(status):
         parts.append(Text("failures:\n" + "\n".join(failures) + "\n"))
+    if (images := provenance_table(status)) is not None:
+        parts += [images, Text("")]
     if status.conditions:
         conditions = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
         for column in ("CONDITION", "STATUS", "REASON", "MESSAGE"):

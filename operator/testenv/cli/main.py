@@ -176,6 +176,8 @@ def _report_outcome(out: Console, meta: dict[str, Any], outcome: Outcome, timeou
         if status.tests:
             out.print(display.result_table(status))
         out.print(display.summary_line(meta["name"], status), markup=False)
+        if status.phase != "Succeeded" and (reasons := display.reason_lines(status)):
+            out.print("reasons:\n" + "\n".join(reasons), markup=False)
         if failures := display.failure_lines(status):
             out.print("failures:\n" + "\n".join(failures), markup=False)
     if junit is not None:

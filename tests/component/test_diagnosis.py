@@ -1,0 +1,170 @@
+"""Pod-level reasons on the real control plane (KWOK plays the pods): the real
+scheduler, quota admission and Job/ReplicaSet controllers refuse or hold pods,
+the operator watches them and says why, ends the run when it will not fix
+itself, and lets a preview end at its deadline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from testbed_support import ROOT, wait_for
+
+pytestmark = pytest.mark.component
+
+DURATION = "testenv.dev/simulate-duration-ms"
+
+
+def warning_events(core, namespace: str, name: str, reason: str) -> list:
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    return [e for e in events if e.reason == reason and e.type == "Warning"]
+
+
+def component(status: dict, name: str) -> dict:
+    return next(c for c in status.get("components") or [] if c["name"] == name)
+
+
+QUOTA_OF_ONE = {
+    "lifecycle": {"failureGraceSeconds": 4, "retainOnFailureSeconds": 600},
+    "isolation": {"resourceQuota": {"pods": "1"}},
+    "datastores": [{"name": "cache", "engine": "redis"}],
+    "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "dependsOn": ["cache"]}],
+    "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+}
+
+
+def test_a_quota_that_stays_full_ends_the_run_in_error_with_the_servers_message(environments, core):
+    environments.apply("quota", QUOTA_OF_ONE)
+    seen = wait_for(lambda: (s := environments.status("quota")).get("components") and
+                    component(s, "api").get("reason") == "QuotaExceeded" and s,
+                    timeout=60, what="api's reason QuotaExceeded", interval=0.2)
+    assert seen["phase"] == "Provisioning"
+    assert "exceeded quota" in component(seen, "api")["message"]
+    ready = {c["type"]: c for c in seen["conditions"]}["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "QuotaExceeded")
+
+    status = environments.wait_phase("quota", "Error", timeout=60)
+    assert status["message"].startswith("service api: ")
+    assert "exceeded quota" in status["message"] and "pods=1" in status["message"]
+    tests = {c["type"]: c for c in status["conditions"]}["TestsPassed"]
+    assert (tests["status"], tests["reason"]) == ("False", "QuotaExceeded")
+    # Retained as any failure, not collected at once.
+    assert status["expiresAt"] > status["finishedAt"]
+    # One Event for the cause however often the ReplicaSet retried.
+    wait_for(lambda: warning_events(core, environments.namespace, "quota", "QuotaExceeded"), timeout=10,
+             what="the QuotaExceeded Event")
+    assert len(warning_events(core, environments.namespace, "quota", "QuotaExceeded")) == 1
+    assert len(warning_events(core, environments.namespace, "quota", "Error")) == 1
+
+
+def test_a_quota_that_frees_up_is_reported_while_it_lasts_and_then_cleared(environments, core):
+    seed = {"image": "ghcr.io/acme/fixtures:1", "podAnnotations": {DURATION: "3000"}}
+    environments.apply("queue", {
+        "lifecycle": {"failureGraceSeconds": 300},
+        "isolation": {"resourceQuota": {"pods": "1"}},
+        "seed": [{"name": "first", **seed}, {"name": "second", **seed}],
+        "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+    })
+
+    def held() -> str | None:
+        seeds = environments.status("queue").get("seeds") or []
+        return next((s["name"] for s in seeds if s.get("reason") == "QuotaExceeded"), None)
+
+    waiting = wait_for(held, timeout=60, what="a seed held by the quota", interval=0.2)
+    status = environments.wait_phase("queue", "Succeeded", "Failed", "Error", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert all(not s.get("reason") for s in status["seeds"]), status["seeds"]
+    assert {s["name"]: s["phase"] for s in status["seeds"]} == {"first": "Succeeded", "second": "Succeeded"}
+    held_events = warning_events(core, environments.namespace, "queue", "QuotaExceeded")
+    assert len(held_events) == 1 and f"seed {waiting}:" in held_events[0].message
+
+
+def test_a_preview_ends_normally_at_its_deadline(environments):
+    environments.apply("preview", {
+        "lifecycle": {"activeDeadlineSeconds": 6, "ttlSecondsAfterFinished": 3600, "retainOnFailureSeconds": 60},
+        "datastores": [{"name": "cache", "engine": "redis"}],
+    })
+    ready = environments.wait_phase("preview", "Ready", timeout=60)
+    assert ready["expiresAt"], "a Ready preview with a deadline shows when it ends"
+    ended = environments.wait_phase("preview", "Succeeded", "TimedOut", timeout=30)
+    assert ended["phase"] == "Succeeded" and "preview ended" in ended["message"]
+    assert ended["expiresAt"] == ready["expiresAt"]  # kept ttlSecondsAfterFinished, as it said
+
+
+def test_up_wait_prints_the_reason_and_exits_2(cluster, namespace, operator, tmp_path: Path):
+    body = {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "metadata": {"name": "cli-quota"},
+            "spec": QUOTA_OF_ONE}
+    path = tmp_path / "env.yaml"
+    path.write_text(yaml.safe_dump(body))
+    junit = tmp_path / "junit.xml"
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, PYTHONPATH=str(ROOT / "operator"), COLUMNS="200")
+    result = subprocess.run(
+        [sys.executable, "-m", "testenv.cli", "up", "-f", str(path), "-n", namespace, "--wait", "--timeout", "3m",
+         "--junit", str(junit)],
+        check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )
+    explain = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 2, explain
+    assert "cli-quota: Error" in result.stdout, explain
+    assert "service api: QuotaExceeded:" in result.stdout and "exceeded quota" in result.stdout, explain
+    assert "exceeded quota" in junit.read_text()
+
+
+def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, core, api_client):
+    """A real admission policy (CEL, no webhook server needed) refuses the
+    environment's Services: the refusal is the component's reason, then
+    the run's, instead of a reconcile error retried until the deadline."""
+    name = f"refused-{uuid.uuid4().hex[:6]}"
+    admission = client.AdmissionregistrationV1Api(api_client)
+    scope = {"namespaceSelector": {"matchLabels": {"testenv.dev/environment": name}}}
+    admission.create_validating_admission_policy({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {**scope, "resourceRules": [{
+                     "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": ["services"]}]},
+                 "validations": [{"expression": "false", "message": "Services need a ticket in this cluster"}]},
+    })
+    admission.create_validating_admission_policy_binding({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": scope},
+    })
+    probe_ns = core.create_namespace({"metadata": {"generateName": "vap-probe-",
+                                                   "labels": {"testenv.dev/environment": name}}}).metadata.name
+
+    def enforced() -> bool:
+        # The policy takes effect a moment after it is created; a dry run is admitted like the real thing.
+        try:
+            core.create_namespaced_service(probe_ns, {"metadata": {"name": "probe"}, "spec": {"ports": [{"port": 80}]}},
+                                           dry_run="All")
+        except ApiException as exc:
+            return exc.status in (403, 422)
+        return False
+
+    try:
+        wait_for(enforced, timeout=30, what="the admission policy in force", interval=0.5)
+        environments.apply(name, {
+            "lifecycle": {"failureGraceSeconds": 4},
+            "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}]}],
+            "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+        })
+        status = environments.wait_phase(name, "Error", "Succeeded", "Failed", timeout=60)
+        assert status["phase"] == "Error", status
+        assert status["message"].startswith('service api: Service "api" was rejected by the API server: '), status
+        assert "Services need a ticket in this cluster" in status["message"], status
+        assert component(status, "api")["reason"] == "ApplyRejected"
+        assert len(warning_events(core, environments.namespace, name, "ApplyRejected")) == 1
+        assert not warning_events(core, environments.namespace, name, "ReconcileError")
+    finally:
+        core.delete_namespace(probe_ns)
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)

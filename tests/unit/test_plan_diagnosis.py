@@ -1,0 +1,183 @@
+"""What the planner does with pod-level reasons and images: the reason on the
+component, seed or suite and its condition, one Event per cause, the run ended
+early by a cause that will not fix itself, and the provenance of each."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from plan_fixtures import (
+    NS,
+    POSTGRES,
+    REDIS,
+    SETTINGS,
+    component_status,
+    job_seen,
+    later,
+    make_spec,
+    run_plan,
+    seed_status,
+    service,
+    settle,
+    suite,
+    suite_status,
+    ts,
+    with_jobs,
+)
+from testenv.diagnose import Diagnosis, PodOwner, Reason
+from testenv.models import ConditionStatus, JobPhase, Phase
+from testenv.observe import ImageRef, Observed
+from testenv.plan import ObjectRef
+
+PULL = 'container "api" cannot pull image "ghcr.io/acme/api:1": not found'
+API = PodOwner("service", "api")
+
+
+def pulling(permanent: bool = False) -> Diagnosis:
+    return Diagnosis(Reason.IMAGE_PULL_BACK_OFF, PULL, permanent=permanent, since=ts(later(0)), pod="api-1",
+                     container="api", image="ghcr.io/acme/api:1")
+
+
+def condition(p, type_: str):
+    return next(c for c in p.status.conditions if c.type == type_)
+
+
+def warnings(p, reason: str) -> list:
+    return [e for e in p.events if e.reason == reason and e.type == "Warning"]
+
+
+def api_spec(**fields):
+    return make_spec(services=[service("api")], tests=[suite("e2e")], **fields)
+
+
+def test_a_reason_goes_on_its_component_its_condition_and_one_event() -> None:
+    spec = api_spec()
+    first = run_plan(spec)
+    observed = Observed(diagnoses={API: pulling()})
+    p = run_plan(spec, previous=first.status, observed=observed, now=later(5))
+    api = component_status(p, "api")
+    assert api.reason == "ImagePullBackOff" and api.message == PULL
+    assert p.status.phase == Phase.PROVISIONING
+    ready = condition(p, "Ready")
+    assert (ready.status, ready.reason) == (ConditionStatus.FALSE, "ImagePullBackOff")
+    assert PULL in p.status.message
+    [event] = warnings(p, "ImagePullBackOff")
+    assert event.message == f"service api: {PULL}"
+    # The next reconcile (another back-off, the same cause) says nothing more.
+    again = run_plan(spec, previous=p.status, observed=observed, now=later(15))
+    assert warnings(again, "ImagePullBackOff") == []
+    assert component_status(again, "api").reason == "ImagePullBackOff"
+
+
+def test_a_cause_that_goes_is_cleared() -> None:
+    spec = api_spec()
+    first = run_plan(spec)
+    p = run_plan(spec, previous=first.status, observed=Observed(diagnoses={API: pulling()}), now=later(5))
+    healed = run_plan(spec, previous=p.status, observed=Observed(), now=later(40))
+    api = component_status(healed, "api")
+    assert api.reason is None and api.message.startswith("starting")
+    assert condition(healed, "Ready").reason == "ComponentsNotReady"
+    assert healed.status.phase == Phase.PROVISIONING
+
+
+def test_a_final_cause_ends_the_run_in_error_with_its_reason() -> None:
+    spec = api_spec(lifecycle={"retainOnFailureSeconds": 900, "ttlSecondsAfterFinished": 60})
+    first = run_plan(spec)
+    observed = Observed(namespace_phase="Active", diagnoses={API: pulling(permanent=True)})
+    p = run_plan(spec, previous=first.status, observed=observed, now=later(130))
+    assert p.status.phase == Phase.ERROR
+    assert p.status.message == f"service api: {PULL}"
+    assert p.apply == [] and p.create == []
+    tests = condition(p, "TestsPassed")
+    assert (tests.status, tests.reason) == (ConditionStatus.FALSE, "ImagePullBackOff")
+    assert condition(p, "Ready").reason == "ImagePullBackOff"
+    # Retained and collected as any failure.
+    assert p.status.finished_at == ts(later(130))
+    assert p.status.expires_at == ts(later(130 + 900))
+    assert [e.reason for e in p.events if e.type == "Warning"] == ["Error", "ImagePullBackOff"]
+    # Finished: later reconciles keep the reason and do nothing more.
+    after = run_plan(spec, previous=p.status, observed=Observed(), now=later(200))
+    assert after.status.phase == Phase.ERROR and after.events == [] and after.apply == []
+    assert component_status(after, "api").reason == "ImagePullBackOff"
+
+
+def test_a_ready_component_is_not_blamed_for_a_pod_of_its_rollout() -> None:
+    spec = make_spec(datastores=[REDIS], tests=[suite("e2e")])
+    p, observed = settle(spec)
+    cache = PodOwner("datastore", "cache")
+    bad = replace(pulling(permanent=True), message="old pod")
+    p = run_plan(spec, previous=p.status, observed=replace(observed, diagnoses={cache: bad}), now=later(5))
+    assert component_status(p, "cache").reason is None
+    assert p.status.phase != Phase.ERROR
+
+
+def test_a_suite_that_cannot_start_ends_the_run_and_its_job_is_stopped() -> None:
+    spec = make_spec(datastores=[REDIS], tests=[suite("e2e")])
+    p, observed = settle(spec)
+    observed = with_jobs(observed, job_seen("e2e", JobPhase.RUNNING))
+    owner = PodOwner("test", "e2e", 1)
+    cause = Diagnosis(Reason.CREATE_CONTAINER_CONFIG_ERROR, 'container "main" cannot start: Secret "x" has no key "y"',
+                      permanent=True, since=ts(later(0)), pod="e2e-r1-abc", container="main")
+    p = run_plan(spec, previous=p.status, observed=replace(observed, diagnoses={owner: cause}), now=later(130))
+    assert suite_status(p, "e2e").reason == "CreateContainerConfigError"
+    assert p.status.phase == Phase.ERROR
+    assert p.status.message.startswith("suite e2e: container \"main\" cannot start")
+    assert ObjectRef("batch/v1", "Job", NS, "e2e-r1") in p.delete
+
+
+def test_a_seed_waiting_for_quota_shows_it_on_the_tests_condition() -> None:
+    spec = make_spec(datastores=[POSTGRES], seed=[{"name": "fixtures", "image": "ghcr.io/acme/fx:1"}],
+                     tests=[suite("e2e")])
+    p, observed = settle(spec, seed_phase=JobPhase.RUNNING)
+    owner = PodOwner("seed", "fixtures", 1)
+    quota = Diagnosis(Reason.QUOTA_EXCEEDED, 'Job "fixtures-r1" cannot create pods: exceeded quota: pods=1',
+                      permanent=False, since=ts(later(0)), pod="")
+    p = run_plan(spec, previous=p.status, observed=replace(observed, diagnoses={owner: quota}), now=later(3))
+    assert seed_status(p, "fixtures").reason == "QuotaExceeded"
+    tests = condition(p, "TestsPassed")
+    assert (tests.status, tests.reason) == (ConditionStatus.UNKNOWN, "QuotaExceeded")
+    assert p.status.phase == Phase.SEEDING
+    assert len(warnings(p, "QuotaExceeded")) == 1
+
+
+def test_a_failed_seeds_reason_replaces_the_jobs_words_without_a_second_event() -> None:
+    spec = make_spec(datastores=[POSTGRES], seed=[{"name": "fixtures", "image": "ghcr.io/acme/fx:1"}],
+                     tests=[suite("e2e")])
+    p, observed = settle(spec, seed_phase=JobPhase.RUNNING)
+    observed = with_jobs(observed, job_seen("fixtures", JobPhase.FAILED, kind="seed",
+                                            message="Job has reached the specified backoff limit"))
+    owner = PodOwner("seed", "fixtures", 1)
+    failed = Diagnosis(Reason.CONTAINER_FAILED, 'container "main" failed: exit code 1 (Error)',
+                       permanent=False, since=ts(later(0)), pod="fixtures-r1-x", container="main", exit_code=1)
+    p = run_plan(spec, previous=p.status, observed=replace(observed, diagnoses={owner: failed}), now=later(3))
+    assert p.status.phase == Phase.FAILED
+    assert "exit code 1" in seed_status(p, "fixtures").message
+    assert warnings(p, "ContainerFailed") == []
+    assert len(warnings(p, "SeedFailed")) == 1
+
+
+def test_each_component_seed_and_suite_records_the_image_it_ran() -> None:
+    spec = make_spec(datastores=[REDIS], tests=[suite("e2e")])
+    p, observed = settle(spec)
+    images = {
+        PodOwner("datastore", "cache"): ImageRef("redis:7", "sha256:aaa"),
+        PodOwner("test", "e2e", 1): ImageRef("ghcr.io/acme/tests:1", "sha256:bbb"),
+    }
+    observed = with_jobs(replace(observed, images=images), job_seen("e2e", JobPhase.RUNNING))
+    p = run_plan(spec, previous=p.status, observed=observed, now=later(5))
+    cache, e2e = component_status(p, "cache"), suite_status(p, "e2e")
+    assert (cache.image, cache.image_digest) == ("redis:7", "sha256:aaa")
+    assert (e2e.image, e2e.image_digest) == ("ghcr.io/acme/tests:1", "sha256:bbb")
+    # The pods go (a finished Job's, a collected namespace): the record stays.
+    p = run_plan(spec, previous=p.status, observed=replace(observed, images={}), now=later(6))
+    assert suite_status(p, "e2e").image_digest == "sha256:bbb"
+    assert component_status(p, "cache").image_digest == "sha256:aaa"
+    # A new run may run other images: it records its own.
+    rerun = run_plan(spec, previous=p.status, observed=replace(observed, images={}), generation=2, now=later(7))
+    assert component_status(rerun, "cache").image_digest is None
+
+
+def test_the_grace_setting_has_a_default_and_an_environment_may_override_it() -> None:
+    assert SETTINGS.failure_grace_seconds == 120
+    spec = make_spec(lifecycle={"failureGraceSeconds": 10})
+    assert spec.lifecycle.failure_grace_seconds == 10

@@ -1,0 +1,99 @@
+"""An object the API server refuses (an admission webhook, an exhausted
+Service range) becomes the reason of its component instead of a reconcile
+error, and ends the run once it outlasts the grace period. The API is a fake."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from testenv import reconcile as reconcile_module
+from testenv.observe import Observed
+from testenv.reconcile import Memory, reconcile
+from testenv.settings import Settings
+
+SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system", failure_grace_seconds=60)
+RANGE_FULL = ('Internal error occurred: failed to allocate a serviceIP: range is full')
+
+
+class RefusingKube:
+    """Accepts everything but the Services of one component."""
+
+    def __init__(self, refused: str | None = "api", status: int = 422) -> None:
+        self.refused, self.status_code = refused, status
+        self.patches: list[dict[str, Any]] = []
+
+    def apply(self, obj: dict[str, Any]) -> bool:
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == self.refused:
+            exc = ApiException(status=self.status_code, reason="Unprocessable Entity")
+            exc.body = json.dumps({"kind": "Status", "message": RANGE_FULL + " password=hunter2hunter2"})
+            raise exc
+        return True
+
+    def create_once(self, obj: dict[str, Any]) -> bool:
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches.append(status)
+
+    def delete(self, ref: Any) -> None: ...
+    def delete_namespace(self, name: str) -> bool: return True
+    def read_pull_secret(self, namespace: str, name: str) -> None: return None
+    def read_copy_source(self, namespace: str, deployment: str) -> None: return None
+
+
+@pytest.fixture
+def events(monkeypatch) -> list[tuple[str, str]]:
+    posted: list[tuple[str, str]] = []
+    monkeypatch.setattr(reconcile_module.kopf, "event", lambda body, type, reason, message: posted.append((reason, message)))
+    return posted
+
+
+def body(status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "pr-1", "namespace": "ci", "uid": "u-1", "generation": 1},
+            "spec": {"services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}]}],
+                     "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}]},
+            "status": status or {}}
+
+
+def test_a_refused_service_is_its_components_reason_and_ends_the_run_after_the_grace(monkeypatch, events) -> None:
+    clock = [datetime(2026, 1, 1, 12, 0, 0)]
+    monkeypatch.setattr(reconcile_module, "_now", lambda: clock[0])
+    kube, memory = RefusingKube(), Memory()
+    observed = Observed(namespace_phase="Active")
+    delay = reconcile(body(), observed, kube, SETTINGS, memory)  # refused: retried soon, not raised
+    assert delay is not None and delay <= reconcile_module.REJECTED_RETRY
+    clock[0] += timedelta(seconds=5)
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    api = next(c for c in memory.status["components"] if c["name"] == "api")
+    assert api["reason"] == "ApplyRejected"
+    assert "range is full" in api["message"] and "hunter2" not in api["message"]
+    assert memory.status["phase"] == "Provisioning"
+    clock[0] += timedelta(seconds=61)
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    assert memory.status["phase"] == "Error"
+    assert memory.status["message"].startswith('service api: Service "api" was rejected by the API server')
+    assert [r for r, _ in events].count("ApplyRejected") == 1
+
+
+def test_a_refusal_that_stops_is_cleared(monkeypatch, events) -> None:
+    monkeypatch.setattr(reconcile_module, "_now", lambda: datetime(2026, 1, 1, 12, 0, 0))
+    kube, memory = RefusingKube(), Memory()
+    observed = Observed(namespace_phase="Active")
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    assert next(c for c in memory.status["components"] if c["name"] == "api")["reason"] == "ApplyRejected"
+    kube.refused = None  # the range freed up, the webhook was fixed
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    reconcile(body(), observed, kube, SETTINGS, memory)
+    api = next(c for c in memory.status["components"] if c["name"] == "api")
+    assert api.get("reason") is None and memory.rejected == {}
+
+
+def test_other_api_errors_still_fail_the_reconcile(monkeypatch, events) -> None:
+    kube = RefusingKube(status=500)
+    with pytest.raises(ApiException):
+        reconcile(body(), Observed(namespace_phase="Active"), kube, SETTINGS, Memory())
