@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PATH := $(CURDIR)/.cache/testbed/bin:$(PATH)
 
-.PHONY: setup testbed cluster cluster-down crds test test-unit demo bench
+.PHONY: setup testbed cluster cluster-down crds test test-unit demo demo-failing bench
 
 setup:  ## install the project and its test dependencies
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -20,8 +20,11 @@ crds:  ## regenerate crds/ (and the chart's copy) from the pydantic models
 	PYTHONPATH=operator $(PYTHON) -m testenv.crd > crds/testenvironment.yaml
 	bash hack/sync-chart-crds.sh
 
-demo: setup testbed  ## the local demo: test bed, operator, the order-flow example to Succeeded
+demo: setup testbed  ## the shop example on real pods: test bed, operator, provisioned, seeded, tested
 	bash hack/demo.sh
+
+demo-failing: setup testbed  ## the same with one real failing test: what a failure looks like (exits 1)
+	bash hack/demo.sh --failing
 
 test: setup testbed  ## every test: unit, contract, component, real servers
 	bash hack/servers.sh

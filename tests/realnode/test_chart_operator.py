@@ -1,8 +1,10 @@
 """The operator as a platform team installs it: the Helm chart, the image
 built from the project's Dockerfile and pulled from the test bed's registry,
-running in a pod on the real node and reaching the API server through the
-`kubernetes` Service. It takes a TestEnvironment with real datastores, a real
-WireMock stub, a real seed and real test runners to Succeeded."""
+running in a pod on the real node with only the chart's RBAC, Pod Security
+and read-only root filesystem, reaching the API server through the
+`kubernetes` Service. It takes the shop example (examples/shop: real
+datastores, stubs, services, seeds and pytest suites) to Succeeded, then a
+re-run with one real failing test to Failed."""
 
 from __future__ import annotations
 
@@ -21,33 +23,13 @@ pytestmark = pytest.mark.realnode
 
 CHART = ROOT / "charts" / "testenv-operator"
 RELEASE_NAMESPACE = "testenv-system"
+SHOP = ROOT / "examples" / "shop" / "environment.yaml"
 PLACE = {"nodeSelector": {"testenv.dev/node": "real"},
          "tolerations": [{"key": "testenv.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]}
-
-# Each runner waits (10 s at most) for its first connection, as test runners
-# must on clusters whose NetworkPolicy engine programs a new pod's address
-# just after the pod starts: kube-router on the test bed (about a second),
-# Calico without policy_setup_timeout_seconds.
-def _within_10s(check: str) -> str:
-    return f"for i in $(seq 50); do if {check}; then exit 0; fi; sleep 0.2; done; exit 1"
-
-
-DB_CHECK = _within_10s('test "$(psql "$ORDERS_DB_URL" -tAc "select id from orders")" = o-1 && echo "orders seeded"')
-CACHE_CHECK = _within_10s('test "$(redis-cli -u "$CACHE_URL" --no-auth-warning ping)" = PONG && echo "cache answers"')
-STUB_CHECK = (
-    "import os, time, urllib.request\n"
-    "deadline = time.monotonic() + 10\n"
-    "while True:\n"
-    "    try:\n"
-    "        body = urllib.request.urlopen(os.environ['PAYMENTS_URL'] + '/ping', timeout=5).read().decode()\n"
-    "        break\n"
-    "    except OSError:\n"
-    "        if time.monotonic() > deadline:\n"
-    "            raise\n"
-    "        time.sleep(0.2)\n"
-    "assert body == 'pong', body\n"
-    "print('stub answers')\n"
-)
+# pytest's own counts of examples/shop/tests, per suite (the component suite's
+# two shards summed); the stubs' rows are the environment's `verify` entries.
+SHOP_COUNTS = {"smoke": (3, 0), "contract": (6, 0), "component": (7, 0), "e2e": (3, 0),
+               "stubs/payment-gateway": (2, 0), "stubs/email-provider": (1, 0)}
 
 
 def _helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
@@ -57,9 +39,9 @@ def _helm(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def chart_operator(cluster: Cluster, apps: client.AppsV1Api, images: dict[str, str], tmp_path) -> Iterator[str]:
-    # The image of the code under test: rebuilt when the working tree changed
+    # The images of the code under test (the operator, the shop): rebuilt when the working tree changed
     # since the test bed started (cached by content, so usually a no-op).
-    built = subprocess.run(["bash", str(ROOT / "hack" / "testbed" / "images.sh"), "operator"],
+    built = subprocess.run(["bash", str(ROOT / "hack" / "testbed" / "images.sh"), "operator", "shop", "shop-tests"],
                            env=cluster._env(), capture_output=True, text=True)
     assert built.returncode == 0, f"operator image build failed:\n{built.stdout}\n{built.stderr}"
     repository, tag = images["operator"].rsplit(":", 1)
@@ -85,70 +67,69 @@ def chart_operator(cluster: Cluster, apps: client.AppsV1Api, images: dict[str, s
         _helm(cluster, "uninstall", "testenv", "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
 
 
-def test_the_charts_operator_in_a_pod_takes_a_real_environment_to_succeeded(
-    cluster, core, apps, images, chart_operator, api_client
-):
+def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, apps, images, chart_operator, api_client):
     operator_pods = core.list_namespaced_pod(
         RELEASE_NAMESPACE, label_selector="app.kubernetes.io/name=testenv-operator,app.kubernetes.io/instance=testenv")
     assert [p.spec.node_name for p in operator_pods.items] == [REAL_NODE]
+    assert images.get("shop") and images.get("shop_tests"), "the test bed built no shop images"
 
     namespace = f"rn-ci-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     custom = client.CustomObjectsApi(api_client)
-    env = {
-        "apiVersion": "testenv.dev/v1alpha1",
-        "kind": "TestEnvironment",
-        "metadata": {"name": "real-run", "namespace": namespace},
-        "spec": {
-            "lifecycle": {"ttlSecondsAfterFinished": 3600, "activeDeadlineSeconds": 600},
-            "datastores": [{"name": "orders-db", "engine": "postgres"}, {"name": "cache", "engine": "redis"}],
-            "stubs": [{"name": "payments", "mappings": [
-                {"request": {"method": "GET", "url": "/ping"}, "response": {"status": 200, "body": "pong"}}]}],
-            "seed": [{"name": "schema", "datastore": "orders-db",
-                      "sql": "CREATE TABLE orders (id text primary key);\nINSERT INTO orders VALUES ('o-1');\n"}],
-            "tests": [
-                {"name": "db", "image": images["postgres"], "command": ["sh", "-c", DB_CHECK]},
-                # Named like the datastore on purpose: the `cache` Service must
-                # not send the datastore's traffic to this suite's pod.
-                {"name": "cache", "image": images["redis"], "command": ["sh", "-c", CACHE_CHECK]},
-                {"name": "stub", "image": images["runner"], "command": ["python3", "-c", STUB_CHECK],
-                 "needs": ["db"]},
-            ],
-        },
-    }
+    env = yaml.safe_load(SHOP.read_text())
+    env["metadata"] = {"name": "shop", "namespace": namespace}
     custom.create_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", env)
     try:
-        def finished() -> dict | None:
-            status = custom.get_namespaced_custom_object(
-                "testenv.dev", "v1alpha1", namespace, "testenvironments", "real-run").get("status") or {}
-            return status if status.get("phase") in ("Succeeded", "Failed", "Error", "TimedOut") else None
-
-        try:
-            status = wait_for(finished, timeout=420, what="the environment to finish", interval=1)
-        except AssertionError:
-            raise AssertionError(_diagnose(cluster, namespace)) from None
+        status = _wait_finished(cluster, core, custom, namespace, run=1)
         assert status["phase"] == "Succeeded", (
             json.dumps(status, indent=1) + _pod_logs(core, status.get("namespace")) + _diagnose(cluster, namespace))
-        suites = {s["name"]: s for s in status.get("tests", [])}
-        assert {n: s.get("phase") for n, s in suites.items()} == {
-            "db": "Succeeded", "cache": "Succeeded", "stub": "Succeeded"}, suites
-        # The pods really ran on the real node, and said so in their logs.
+        assert {s["name"]: (s.get("passed"), s.get("failed")) for s in status["tests"]} == SHOP_COUNTS
         target = status["namespace"]
-        logs = {}
-        for pod in core.list_namespaced_pod(target, label_selector="testenv.dev/kind=test").items:
-            assert pod.spec.node_name == REAL_NODE
-            log = core.read_namespaced_pod_log(pod.metadata.name, target).strip()
-            logs[pod.metadata.labels.get("testenv.dev/component")] = log.splitlines()[-1]
-        assert logs == {"db": "orders seeded", "cache": "cache answers", "stub": "stub answers"}
+        pods = core.list_namespaced_pod(target).items
+        assert pods and {p.spec.node_name for p in pods} == {REAL_NODE}
+        # The shards' own logs: pytest ran a share of the component tests each.
+        shard_logs = [core.read_namespaced_pod_log(p.metadata.name, target) for p in pods
+                      if p.metadata.labels.get("testenv.dev/component") == "component"]
+        assert len(shard_logs) == 2 and all(" passed" in log for log in shard_logs), shard_logs
+
+        # A re-run (a new generation) where shipping sends no mail: one
+        # end-to-end test really fails, and the email stub, fresh for this run,
+        # says it received nothing.
+        shipping = next(s for s in env["spec"]["services"] if s["name"] == "shipping")
+        shipping["env"] = [{"name": "EMAIL_ENABLED", "value": "false"}]
+        custom.patch_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop",
+                                              {"spec": {"services": env["spec"]["services"]}})
+        status = _wait_finished(cluster, core, custom, namespace, run=2)
+        assert status["phase"] == "Failed", json.dumps(status, indent=1)
+        suites = {s["name"]: s for s in status["tests"]}
+        assert suites["smoke"]["failures"] == [
+            "e2e.test_order_saga::test_an_order_reserves_stock_charges_the_card_and_is_shipped_with_a_mail"]
+        assert (suites["smoke"]["passed"], suites["smoke"]["failed"]) == (2, 1)
+        assert suites["stubs/email-provider"]["message"] == (
+            "1 of 1 verifications failed; the stub received no requests at all")
     finally:
-        custom.delete_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "real-run")
+        custom.delete_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop")
         wait_for(lambda: not _exists(custom, namespace), timeout=120, what="the environment's deletion", interval=0.5)
         core.delete_namespace(namespace)
 
 
+def _wait_finished(cluster: Cluster, core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str,
+                   run: int) -> dict:
+    def finished() -> dict | None:
+        status = custom.get_namespaced_custom_object(
+            "testenv.dev", "v1alpha1", namespace, "testenvironments", "shop").get("status") or {}
+        done = status.get("phase") in ("Succeeded", "Failed", "Error", "TimedOut")
+        return status if done and status.get("run") == run else None
+
+    try:
+        return wait_for(finished, timeout=420, what=f"run {run} of the shop to finish", interval=1)
+    except AssertionError:
+        raise AssertionError(_diagnose(cluster, namespace)) from None
+
+
 def _exists(custom: client.CustomObjectsApi, namespace: str) -> bool:
     try:
-        custom.get_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "real-run")
+        custom.get_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop")
         return True
     except client.exceptions.ApiException as e:
         if e.status == 404:

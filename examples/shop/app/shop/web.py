@@ -44,7 +44,7 @@ class App:
         if method == "GET" and path == "/health":
             try:
                 self.health()
-            except Exception as exc:  # any failure of the check means not ready
+            except Exception as exc:  # noqa: BLE001 - any failure of the check means not ready
                 return 503, {"status": "unavailable", "reason": f"{exc.__class__.__name__}: {exc}"}
             return 200, {"status": "ok"}
         allowed = False
