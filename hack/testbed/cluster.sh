@@ -157,6 +157,14 @@ restart() {
   kwokctl start cluster --name "$name" --wait 120s >&2
 }
 
+# One start or stop at a time per test bed: two `up`s at once (a user and a
+# test session, say) would each see no cluster and both create it. flock -o
+# holds the lock in flock itself, so the daemons `up` starts never inherit it.
+if [[ -z "${TESTBED_LOCK_HELD:-}" && "${1:-}" =~ ^(up|down|restart)$ ]]; then
+  lock_dir="${TESTBED_CACHE:-$root/.cache/testbed}"
+  mkdir -p "$lock_dir"
+  TESTBED_LOCK_HELD=1 exec flock -o "$lock_dir/.cluster-$name.lock" bash "$0" "$@"
+fi
 case "${1:-}" in
   up) up ;;
   restart) restart ;;
