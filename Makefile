@@ -16,7 +16,7 @@ cluster: testbed  ## start the local test bed, write .cluster/kubeconfig
 cluster-down:  ## stop the local test bed
 	bash hack/testbed/cluster.sh down
 
-crds:  ## regenerate crds/ (and the chart's copy) from the pydantic models
+crds:  ## regenerate crds/ from the pydantic models, and from it the chart's CRD template
 	PYTHONPATH=operator $(PYTHON) -m testenv.crd > crds/testenvironment.yaml
 	bash hack/sync-chart-crds.sh
 

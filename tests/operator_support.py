@@ -21,6 +21,7 @@ from testbed_support import BIN, ROOT, Cluster, wait_for
 
 GROUP, VERSION, PLURAL = "testenv.dev", "v1alpha1", "testenvironments"
 COPY_SOURCE_NAMESPACE = "testenv-copy-source"
+COPYABLE_SECRET = "copyable"  # the one Secret of COPY_SOURCE_NAMESPACE the component tests' operator may copy
 
 
 def _die_with_parent() -> None:

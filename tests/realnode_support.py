@@ -5,12 +5,14 @@ log). Nothing here is played by KWOK."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from operator_support import OperatorProcess, free_port
 from testbed_support import BIN, ROOT, Cluster, wait_for
 from testenv.build.common import EnvRef, container_security_context, pod_security_context
 from testenv.build.placement import PodPlacement, Toleration, place
@@ -23,6 +25,29 @@ PLACEMENT = PodPlacement.of(
     [Toleration(key="testenv.dev/real-node", operator="Exists", effect="NoSchedule")],
 )
 RUNNER_UID = 10001
+
+
+def host_operator(cluster: Cluster, images: dict[str, str], log_path: Path, **settings: str) -> OperatorProcess:
+    """The operator of this checkout on the host (as `make demo` runs it),
+    placing every pod on the real node with the test bed's images; `settings`
+    are more TESTENV_* variables. Not started yet."""
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": cluster.kubeconfig,
+        "PYTHONPATH": str(ROOT / "operator"),
+        "TESTENV_METRICS_PORT": str(metrics_port),
+        "TESTENV_HEALTH_PORT": str(health_port),
+        "TESTENV_HEALTH_HOST": "127.0.0.1",
+        "TESTENV_ENGINE_IMAGES": json.dumps({"postgres": images["postgres"], "mysql": images["mysql"],
+                                             "redis": images["redis"], "mongodb": "mongo:7"}),
+        "TESTENV_WIREMOCK_IMAGE": images["wiremock"],
+        "TESTENV_POD_NODE_SELECTOR": json.dumps(dict(PLACEMENT.node_selector)),
+        "TESTENV_POD_TOLERATIONS": json.dumps([t.wire() for t in PLACEMENT.tolerations]),
+        "TESTENV_ORPHAN_SWEEP_DRY_RUN": "true",
+        **settings,
+    }
+    return OperatorProcess(cluster, env, log_path, metrics_port, health_port)
 
 
 def read_images(cluster: Cluster) -> dict[str, str]:

@@ -98,10 +98,10 @@ def pod_owner(pod: Mapping[str, Any]) -> PodOwner | None:
         return None
 
 
-def pods_by_owner(pods: Iterable[Mapping[str, Any]], env_uid: str | None = None) -> dict[PodOwner, list[dict]]:
+def pods_by_owner(pods: Iterable[Mapping[str, Any]], env_uid: str | None = None) -> dict[PodOwner, list[dict[str, Any]]]:
     """Pods grouped by owner; pods of other environments (by uid, when given)
     and pods without our labels are left out."""
-    grouped: dict[PodOwner, list[dict]] = {}
+    grouped: dict[PodOwner, list[dict[str, Any]]] = {}
     for pod in pods:
         labels = (pod.get("metadata") or {}).get("labels") or {}
         if env_uid is not None and labels.get(LABEL_ENV_UID) != env_uid:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,22 @@ TE = (models.GROUP, models.VERSION, models.PLURAL)
 
 WAKEUPS = Wakeups()
 _state: dict[str, Any] = {}
+
+
+def _index(kwargs: Mapping[str, Any], of: Callable[..., object]) -> kopf.Index[str, Any]:
+    """The index kopf fills from the indexing function `of`. kopf hands every
+    index to every handler as a keyword argument of that function's name; its
+    handler protocols leave those to **kwargs, so they are read from there."""
+    index: kopf.Index[str, Any] = kwargs[of.__name__]
+    return index
+
+
+def _namespaced(namespace: str | None) -> str:
+    """kopf types every object's namespace as optional; everything watched
+    here (TestEnvironments, Deployments, Jobs, pods, Events) is namespaced."""
+    if namespace is None:
+        raise kopf.PermanentError("a namespaced object came without a namespace")
+    return namespace
 
 
 def _kube() -> Kube:
@@ -71,13 +88,13 @@ async def wake_everyone(**_: Any) -> None:
 
 
 @kopf.index("apps", "v1", "deployments", labels=OURS)
-def workloads_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace: workload(body)}
+def workloads_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {_namespaced(namespace): workload(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels=OURS)
-def jobs_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace: job(body)}
+def jobs_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {_namespaced(namespace): job(body)}
 
 
 @kopf.index("", "v1", "namespaces", labels=OURS)
@@ -86,20 +103,20 @@ def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, An
 
 
 @kopf.index("", "v1", "pods", labels=OURS)
-def pods_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {namespace: slim_pod(body)}
+def pods_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {_namespaced(namespace): slim_pod(body)}
 
 
 def _in_environment_namespace(namespace: str | None, **_: Any) -> bool:
-    return bool(namespace) and namespace.startswith(f"{get_settings().namespace_prefix}-")
+    return namespace is not None and namespace.startswith(f"{get_settings().namespace_prefix}-")
 
 
 # Events carry no labels of ours: they are told apart by namespace, and only
 # the Warnings that say why pods do not come up are kept.
 @kopf.index("", "v1", "events", when=_in_environment_namespace)
-def events_by_namespace(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     slim = slim_event(body)
-    return None if slim is None else {namespace: slim}
+    return None if slim is None else {_namespaced(namespace): slim}
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
@@ -112,27 +129,27 @@ async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "events", when=_in_environment_namespace)
-async def wake_on_warning(namespace: str, body: kopf.Body, environment_namespaces: kopf.Index, **_: Any) -> None:
+async def wake_on_warning(namespace: str | None, body: kopf.Body, **kwargs: Any) -> None:
     if slim_event(body) is None:
         return
-    seen = _namespace(environment_namespaces, namespace)
+    seen = _namespace(_index(kwargs, environment_namespaces), _namespaced(namespace))
     if seen is not None:
         WAKEUPS.wake(seen.env_uid)
 
 
 @kopf.index(*TE)
 def environments_by_uid(
-    uid: str, name: str, namespace: str, meta: kopf.Meta, status: kopf.Status, **_: Any
+    uid: str, name: str, namespace: str | None, meta: kopf.Meta, status: kopf.Status, **_: Any
 ) -> dict[str, Any]:
-    summary = EnvSummary(uid, namespace, name, meta.get("creationTimestamp", ""), status.get("phase", ""))
+    summary = EnvSummary(uid, _namespaced(namespace), name, meta.get("creationTimestamp", ""), status.get("phase", ""))
     return {uid: summary}
 
 
-def _index_values(index: kopf.Index) -> list[Any]:
+def _index_values(index: kopf.Index[str, Any]) -> list[Any]:
     return [value for _, store in index.items() for value in store]
 
 
-def _wake_waiting(environments: kopf.Index) -> None:
+def _wake_waiting(environments: kopf.Index[str, Any]) -> None:
     """A slot may have freed: let queued environments look again."""
     for store in environments.values():
         for summary in store:
@@ -141,13 +158,13 @@ def _wake_waiting(environments: kopf.Index) -> None:
 
 
 @kopf.on.event(*TE)
-async def wake_self(uid: str, status: kopf.Status, environments_by_uid: kopf.Index, **_: Any) -> None:
+async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
     _indexes_filled()
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.max_active_environments or settings.max_active_per_namespace:
         # Any change of another environment can change a queued one's place.
-        _wake_waiting(environments_by_uid)
+        _wake_waiting(_index(kwargs, environments_by_uid))
 
 
 # --- the orphan sweep ----------------------------------------------------------------
@@ -176,7 +193,7 @@ async def _paused() -> bool:
     return outranked(peers, priority, datetime.now(UTC))
 
 
-async def _sweep_once(namespaces: kopf.Index, environments: kopf.Index) -> None:
+async def _sweep_once(namespaces: kopf.Index[str, Any], environments: kopf.Index[str, Any]) -> None:
     candidates = find_orphans(_index_values(namespaces), set(environments))
     if not candidates or await _paused():
         return
@@ -200,7 +217,7 @@ async def _sweep_once(namespaces: kopf.Index, environments: kopf.Index) -> None:
             log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)
 
 
-async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, interval: float) -> None:
+async def _sweep_forever(namespaces: kopf.Index[str, Any], environments: kopf.Index[str, Any], interval: float) -> None:
     """A pass as soon as the indexes are filled (orphans pile up while the
     operator is down), then one every interval."""
     await _state["indexed"].wait()
@@ -213,14 +230,14 @@ async def _sweep_forever(namespaces: kopf.Index, environments: kopf.Index, inter
 
 
 @kopf.on.startup()
-async def start_orphan_sweep(
-    settings: kopf.OperatorSettings, environment_namespaces: kopf.Index, environments_by_uid: kopf.Index, **_: Any
-) -> None:
+async def start_orphan_sweep(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     if not settings.peering.standalone and settings.peering.clusterwide:
         _state["peering"] = (settings.peering.name, settings.peering.priority)
     interval = get_settings().orphan_sweep_interval_seconds
     _state["indexed"] = asyncio.Event()
-    _state["sweep"] = asyncio.create_task(_sweep_forever(environment_namespaces, environments_by_uid, interval))
+    _state["sweep"] = asyncio.create_task(
+        _sweep_forever(_index(kwargs, environment_namespaces), _index(kwargs, environments_by_uid), interval)
+    )
 
 
 @kopf.on.cleanup()
@@ -231,14 +248,16 @@ async def stop_orphan_sweep(**_: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _namespace(namespaces: kopf.Index, target: str) -> Any:
+def _namespace(namespaces: kopf.Index[str, Any], target: str) -> Any:
     """The environment namespace as the index has it, or None."""
     return next(iter(namespaces.get(target, [])), None)
 
 
-def _observed(
-    target: str, workloads: kopf.Index, jobs: kopf.Index, namespaces: kopf.Index, pods: kopf.Index, events: kopf.Index
-) -> Observed:
+def _observed(target: str, kwargs: Mapping[str, Any]) -> Observed:
+    """What the indexes hold of the environment namespace `target`."""
+    workloads, jobs = _index(kwargs, workloads_by_namespace), _index(kwargs, jobs_by_namespace)
+    namespaces, pods = _index(kwargs, environment_namespaces), _index(kwargs, pods_by_namespace)
+    events = _index(kwargs, events_by_namespace)
     ns = _namespace(namespaces, target)
     return Observed(
         namespace_phase=ns.phase if ns else None,
@@ -252,7 +271,9 @@ def _observed(
 # --- one loop per environment ------------------------------------------------------
 
 
-async def _until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float | None) -> None:
+# The timeout is asyncio.wait's: reaching it is a normal wake-up (time-driven
+# work is due), not a cancellation, so asyncio.timeout() does not fit.
+async def _until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float | None) -> None:  # noqa: ASYNC109
     async def on_stop() -> None:
         await stopped.wait()
 
@@ -266,17 +287,7 @@ async def _until_woken(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout
 
 @kopf.daemon(*TE, cancellation_timeout=10)
 async def run_environment(
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    uid: str,
-    logger: logging.Logger,
-    workloads_by_namespace: kopf.Index,
-    jobs_by_namespace: kopf.Index,
-    environment_namespaces: kopf.Index,
-    environments_by_uid: kopf.Index,
-    pods_by_namespace: kopf.Index,
-    events_by_namespace: kopf.Index,
-    **_: Any,
+    stopped: kopf.DaemonStopped, body: kopf.Body, uid: str, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     settings = get_settings()
     memory = Memory()
@@ -288,14 +299,13 @@ async def run_environment(
                 return
             meta = body.metadata
             target = environment_namespace_name(meta["name"], meta["namespace"], uid, settings.namespace_prefix)
-            observed = _observed(target, workloads_by_namespace, jobs_by_namespace, environment_namespaces,
-                                 pods_by_namespace, events_by_namespace)
+            observed = _observed(target, kwargs)
             snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
             snapshot["metadata"]["uid"] = uid
             me = EnvSummary(
                 uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
             )
-            everyone = _index_values(environments_by_uid)
+            everyone = _index_values(_index(kwargs, environments_by_uid))
             admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
             try:
                 delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
@@ -316,21 +326,16 @@ COLLECT_WAIT_SECONDS = 60
 
 @kopf.on.delete(*TE)
 async def collect_on_delete(
-    name: str,
-    namespace: str,
-    uid: str,
-    body: kopf.Body,
-    status: kopf.Status,
-    environment_namespaces: kopf.Index,
-    environments_by_uid: kopf.Index,
-    **_: Any,
+    name: str, namespace: str | None, uid: str, body: kopf.Body, status: kopf.Status, **kwargs: Any
 ) -> None:
     """Delete the environment's namespace; release the finalizer only once it is gone.
     Waits on the namespace index (its watch wakes us), not by polling the API."""
+    namespace = _namespaced(namespace)
+    namespaces = _index(kwargs, environment_namespaces)
     settings = get_settings()
     target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
     kube = _kube()
-    seen = _namespace(environment_namespaces, target)
+    seen = _namespace(namespaces, target)
     # Not in the index may also mean "created a moment ago, not seen yet":
     # unless the run's namespace was collected already, the DELETE itself
     # says whether there is one.
@@ -341,7 +346,7 @@ async def collect_on_delete(
         kopf.event(body, type="Normal", reason="Terminating", message=message)
     deadline = asyncio.get_running_loop().time() + COLLECT_WAIT_SECONDS
     with WAKEUPS.listen(uid) as wake:
-        while target in environment_namespaces:
+        while target in namespaces:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 # A watch that reconnected after the namespace went may never
@@ -355,4 +360,4 @@ async def collect_on_delete(
             except TimeoutError:
                 pass
     metrics.forget(uid)
-    _wake_waiting(environments_by_uid)
+    _wake_waiting(_index(kwargs, environments_by_uid))

@@ -10,6 +10,7 @@ Pure: status in, XML text out.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 from .models import JobPhase, Phase, SuiteStatus, TestEnvironmentStatus
 
@@ -38,7 +39,7 @@ def _provenance(status: TestEnvironmentStatus) -> list[tuple[str, str]]:
     return found
 
 
-def _suite_element(suite: SuiteStatus, environment: str, provenance: list[tuple[str, str]] = ()) -> ET.Element:
+def _suite_element(suite: SuiteStatus, environment: str, provenance: Sequence[tuple[str, str]] = ()) -> ET.Element:
     failures = [f for f in suite.failures if not f.startswith(TRUNCATION_PREFIX)]
     omitted = [f for f in suite.failures if f.startswith(TRUNCATION_PREFIX)]
     tests, failed, skipped, errors = suite.passed + suite.failed + suite.skipped, suite.failed, suite.skipped, 0

@@ -10,17 +10,32 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from . import models
+from .build.copies import SecretRule, config_map_names, secret_names
 from .build.services import CopySource, selects
 from .plan import ObjectRef
 
 log = logging.getLogger(__name__)
+
+
+class _Unread(Protocol):
+    """What a call with `_preload_content=False` returns (urllib3's response),
+    whatever the generated method's annotation says."""
+
+    data: bytes
+
+
+def _json_object(found: object) -> dict[str, Any]:
+    """A custom-object answer, which the client types as `object`, as the JSON object it is."""
+    if not isinstance(found, dict):
+        raise TypeError(f"the API server answered with {type(found).__name__}, not a JSON object")
+    return found
 
 
 # Reconciles run in asyncio's default executor and kopf's sync handlers in
@@ -151,35 +166,35 @@ class Kube:
         """An Event outside any kopf handler, where kopf's own posting is not available."""
         meta = involved["metadata"]
         namespace = meta.get("namespace") or _home_namespace()
-        now = datetime.now(UTC).isoformat()
-        reference = {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
-                     "uid": meta.get("uid", ""), "namespace": namespace}
-        self.core.create_namespaced_event(namespace, {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
-            "involvedObject": reference,
-            "type": type,
-            "reason": reason,
-            "message": message[:1000],
-            "source": {"component": self.field_manager},
-            "reportingComponent": self.field_manager,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        })
+        now = datetime.now(UTC)
+        reference = client.V1ObjectReference(api_version=involved["apiVersion"], kind=involved["kind"],
+                                             name=meta["name"], uid=meta.get("uid", ""), namespace=namespace)
+        self.core.create_namespaced_event(namespace, client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=namespace),
+            involved_object=reference,
+            type=type,
+            reason=reason,
+            message=message[:1000],
+            source=client.V1EventSource(component=self.field_manager),
+            reporting_component=self.field_manager,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        ))
 
     def environment_uids(self) -> set[str]:
         """The uids of every TestEnvironment in the cluster, as the API has them now."""
         found = self.custom.list_cluster_custom_object(
             models.GROUP, models.VERSION, models.PLURAL, _request_timeout=REQUEST_TIMEOUT
         )
-        return {item["metadata"]["uid"] for item in found.get("items") or []}
+        return {item["metadata"]["uid"] for item in _json_object(found).get("items") or []}
 
     def cluster_peers(self, peering: str) -> dict[str, Any]:
         """The peers kopf has registered in a ClusterKopfPeering, by identity."""
         found = self.custom.get_cluster_custom_object(
             "kopf.dev", "v1", "clusterkopfpeerings", peering, _request_timeout=REQUEST_TIMEOUT
         )
-        return dict(found.get("status") or {})
+        return dict(_json_object(found).get("status") or {})
 
     def delete_environment(self, namespace: str, name: str) -> None:
         try:
@@ -193,7 +208,10 @@ class Kube:
             models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status}
         )
 
-    def read_copy_source(self, namespace: str, deployment: str) -> CopySource | None:
+    def read_copy_source(self, namespace: str, deployment: str, rule: SecretRule | None = None) -> CopySource | None:
+        """The Deployment, the Services selecting it, and what its pod template
+        references: every ConfigMap, and the Secrets rule lets the operator
+        read (by name; others are not asked for, and not readable)."""
         try:
             source = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(deployment, namespace))
         except ApiException as exc:
@@ -201,7 +219,37 @@ class Kube:
                 return None
             raise
         services = self.api.sanitize_for_serialization(self.core.list_namespaced_service(namespace).items)
-        return CopySource(deployment=source, services=[s for s in services if selects(s, source)])
+        pod_spec = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
+        config_maps = {name: self._read_or_none(self.core.read_namespaced_config_map, name, namespace)
+                       for name in config_map_names(pod_spec)}
+        secrets = {}
+        if rule is not None:
+            secrets = {name: self.read_secret(namespace, name)
+                       for name in secret_names(pod_spec) if rule.allows_name(name)}
+        return CopySource(deployment=source, services=[s for s in services if selects(s, source)],
+                          config_maps=config_maps, secrets=secrets)
+
+    def _read_or_none(self, read: Any, name: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.api.sanitize_for_serialization(
+                read(name, namespace, _request_timeout=REQUEST_TIMEOUT))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+        meta = found.get("metadata") or {}
+        # The resourceVersion names the copies (a changed source, a new copy).
+        slim = {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                             "labels": meta.get("labels") or {}, "resourceVersion": meta.get("resourceVersion")}}
+        for key in ("type", "data", "binaryData"):
+            if found.get(key) is not None:
+                slim[key] = found[key]
+        return slim
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret of an allowed source namespace (name, labels, type and data
+        only), or None when there is none. Its values are never logged."""
+        return self._read_or_none(self.core.read_namespaced_secret, name, namespace)
 
     def read_pull_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A pull Secret of the operator's namespace (name, type and data only),
@@ -249,10 +297,10 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(*request, _request_timeout=timeout)
-        response.read()
+        answer = response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
-        return json.loads(response.data)
+        return json.loads(answer)
 
     def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
@@ -267,7 +315,7 @@ class Kube:
                     pod, namespace, container=container, previous=previous, limit_bytes=limit_bytes,
                     tail_lines=200, _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
                 )
-                return response.data
+                return cast(_Unread, response).data
             except ApiException:
                 continue  # no previous instance (400), a fake (KWOK) or vanished pod
         return None

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "testenv.dev"
 VERSION = "v1alpha1"
-KIND = "TestEnvironment"
+KIND: Final = "TestEnvironment"
 PLURAL = "testenvironments"
 SINGULAR = "testenvironment"
 SHORT_NAMES = ["tenv", "te"]
-API_VERSION = f"{GROUP}/{VERSION}"
+# GROUP/VERSION, spelt out: Final keeps the literal as its type (the apiVersion field's).
+API_VERSION: Final = "testenv.dev/v1alpha1"
 
 # Component names become Service names, so they follow DNS-1035 labels (a
 # leading letter). They also prefix Job, Secret and ConfigMap names, hence the
@@ -222,9 +223,48 @@ class ServicePort(Model):
     name: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=15)
 
 
+class SecretKeyRef(Model):
+    """A key of a Secret that already exists in a namespace the operator's
+    administrator allowed (config.copySecrets): only that key is copied into
+    the environment, and the variable refers to the copy."""
+
+    namespace: NamespaceName
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1, max_length=253)]
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)]
+
+
+class EnvVarSource(Model):
+    secret_key_ref: SecretKeyRef
+
+
 class EnvVar(Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # value defaults to "", so an empty one is no value.
+                    "rule": "!has(self.valueFrom) || !has(self.value) || self.value == ''",
+                    "message": "set value or valueFrom, not both",
+                }
+            ]
+        }
+    )
+
     name: str = Field(pattern=ENV_NAME_PATTERN, max_length=256)
     value: str = ""
+    value_from: EnvVarSource | None = Field(
+        default=None,
+        description=(
+            "secretKeyRef: {namespace, name, key} of an existing Secret in a namespace the operator allows; "
+            "its value never shows in status, Events or logs."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.value and self.value_from is not None:
+            raise ValueError("set value or valueFrom, not both")
+        return self
 
 
 class CopyFrom(Model):
@@ -333,17 +373,13 @@ class TestEnvironmentSpec(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {
-                    "rule": _names_disjoint(a, b),
-                    "message": f"a name is used in both {a} and {b}: datastores, stubs and services share one namespace",
-                }
-                for a, b in (("datastores", "stubs"), ("datastores", "services"), ("stubs", "services"))
-            ]
-            + [
-                {
-                    "rule": _names_disjoint("seed", "tests"),
-                    "message": "a name is used in both seed and tests: Jobs share one namespace",
-                }
+                {"rule": _names_disjoint(a, b), "message": f"a name is used in both {a} and {b}: {why}"}
+                for a, b, why in (
+                    ("datastores", "stubs", "datastores, stubs and services share one namespace"),
+                    ("datastores", "services", "datastores, stubs and services share one namespace"),
+                    ("stubs", "services", "datastores, stubs and services share one namespace"),
+                    ("seed", "tests", "Jobs share one namespace"),
+                )
             ]
         }
     )
@@ -421,6 +457,13 @@ class ComponentStatus(Provenance):
     kind: ComponentKind
     ready: bool = False
     message: str = ""
+    notes: list[str] | None = Field(
+        default=None,
+        description=(
+            "What a copy (copyFrom) brought along, changed on purpose or could not honour "
+            "(claims made emptyDir, the source's ServiceAccount not used)."
+        ),
+    )
 
 
 class JobPhase(StrEnum):

@@ -54,6 +54,8 @@ class Observed:
     jobs: Mapping[str, JobObservation] = field(default_factory=dict)
     results: Mapping[str, SuiteResult] = field(default_factory=dict)
     copy_sources: Mapping[str, CopySource | None] = field(default_factory=dict)
+    # Secrets whose keys the spec borrows (env[].valueFrom), by (namespace, name); None: not found.
+    credentials: Mapping[tuple[str, str], Mapping[str, Any] | None] = field(default_factory=dict)
     stub_checks: Mapping[str, SuiteStatus] = field(default_factory=dict)
     # The configured pull Secrets as read in the operator's namespace; None: not found.
     pull_secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -153,7 +155,8 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
         annotations = pod.get("metadata", {}).get("annotations") or {}
         shard = annotations.get("batch.kubernetes.io/job-completion-index", "0")
         last_per_shard[shard] = pod
-    counts, failures, reported = Counts(), [], False
+    counts, reported = Counts(), False
+    failures: list[str] = []
     for pod in last_per_shard.values():
         summary = next(
             (
@@ -238,7 +241,7 @@ def images(pods: Iterable[Mapping[str, Any]]) -> dict[PodOwner, ImageRef]:
             continue
         main = containers[0]
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        seen = next((c for c in statuses if c.get("name") == main.get("name")), {})
+        seen: Mapping[str, Any] = next((c for c in statuses if c.get("name") == main.get("name")), {})
         ref = ImageRef(image=main.get("image") or seen.get("image"), digest=_digest(seen.get("imageID")))
         known = found.get(owner)
         resolves = known is not None and known.digest is None and ref.digest is not None and ref.image == known.image

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from graphlib import TopologicalSorter
 from typing import Any
 
+from .build import copies as copy_build
 from .build import datastores as datastore_build
 from .build import jobs as job_build
 from .build import namespace as namespace_build
@@ -29,6 +30,7 @@ from .models import (
     ConditionStatus,
     Counts,
     Datastore,
+    EnvVar,
     JobPhase,
     Phase,
     SeedStatus,
@@ -126,6 +128,7 @@ class _Planner:
         self.placement = given.settings.pod_placement()
         self.plan = Plan(status=TestEnvironmentStatus())
         self.ready: dict[str, bool] = {}
+        self.notes: dict[str, list[str]] = {}  # by copied service: what its copy changed or brought
 
     # -- run bookkeeping ---------------------------------------------------
 
@@ -172,6 +175,90 @@ class _Planner:
                 )
         return None
 
+    def _credentials(self, env_vars: list[EnvVar]) -> dict[tuple[str, str, str], str] | str:
+        """The environment's copies of the Secret keys env_vars borrow (to be
+        created), by reference; or why they cannot be made yet."""
+        names: dict[tuple[str, str, str], str] = {}
+        for ref in copy_build.credential_refs(env_vars):
+            secret = self.observed.credentials.get((ref.namespace, ref.name))
+            value = copy_build.credential_value(secret, ref)
+            if secret is None or value is None:
+                # Nothing watches Secrets of other namespaces; look again in a while.
+                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+                what = f"Secret {ref.namespace}/{ref.name}"
+                problem = "not found; create it" if secret is None else f"has no key {ref.key!r}; add it"
+                return f"{what} {problem} or fix env[].valueFrom.secretKeyRef"
+            copied = copy_build.credential_secret(ref, value, self.env, secret)
+            self.plan.create.append(copied)
+            names[copy_build.credential_key(ref)] = copied["metadata"]["name"]
+        return names
+
+    def _operator_config_maps(self) -> dict[str, str]:
+        """ConfigMap names the operator gives its own objects, and whose they are."""
+        names = {stub_build.mappings_configmap_name(s): f"stub {s.name}'s mappings" for s in self.spec.stubs}
+        names |= {seed_build.script_configmap_name(s.name, self.plan.status.run): f"seed {s.name}'s script"
+                  for s in self.spec.seed if s.sql is not None}
+        return names
+
+    def _operator_secrets(self) -> dict[str, str]:
+        """Secret names the operator gives its own objects in the environment:
+        a copy's reference to one of them means the environment's."""
+        names = {datastore_build.secret_name(d.name): f"datastore {d.name}'s connection"
+                 for d in self.spec.datastores}
+        names |= {name: "a pull Secret of config.imagePullSecrets" for name in self.placement.image_pull_secrets}
+        return names
+
+    def copy_errors(self) -> list[SpecError]:
+        """What the copy sources, as read, make impossible, whatever happens
+        next: a Secret the administrator's rule does not allow, one too large,
+        a ConfigMap name the operator itself uses or two copies disagree on.
+        Known before anything is provisioned, so nothing half-starts."""
+        errors: list[SpecError] = []
+        reserved = self._operator_config_maps()
+        copied_maps: dict[str, tuple[str, Any]] = {}
+        for i, svc in enumerate(self.spec.services):
+            source = self.observed.copy_sources.get(svc.name) if svc.copy_from else None
+            if source is None or svc.copy_from is None:
+                continue
+            where, namespace = f"spec.services[{i}].copyFrom", svc.copy_from.namespace
+            pod_spec = ((source.deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+            check = copy_build.check_references(
+                pod_spec, namespace, source.config_maps, source.secrets, self.settings.copy_secrets.get(namespace),
+                self._operator_secrets())
+            errors += [SpecError(where, f"service {svc.name}: {message}") for message in check.errors]
+            for name in copy_build.config_map_names(pod_spec):
+                found = source.config_maps.get(name)
+                if name in reserved:
+                    errors.append(SpecError(where, (
+                        f"ConfigMap {namespace}/{name}, which the copy references, has the name of "
+                        f"{reserved[name]} in the environment; rename one of them")))
+                elif found is not None:
+                    content = (found.get("data"), found.get("binaryData"))
+                    other = copied_maps.setdefault(name, (where, content))
+                    if other[1] != content:
+                        errors.append(SpecError(where, (
+                            f"ConfigMap {name} differs from the one {other[0]} copies under the same name; "
+                            "copies of one environment share a namespace, so they must agree")))
+        for field_name in ("services", "seed", "tests"):
+            for i, item in enumerate(getattr(self.spec, field_name)):
+                for j, var in enumerate(item.env):
+                    if var.value_from is None:
+                        continue
+                    ref = var.value_from.secret_key_ref
+                    secret = self.observed.credentials.get((ref.namespace, ref.name))
+                    rule = self.settings.copy_secrets.get(ref.namespace)
+                    where = f"spec.{field_name}[{i}].env[{j}].valueFrom.secretKeyRef"
+                    if secret is not None and rule is not None and not rule.allows(secret):
+                        errors.append(SpecError(where, (
+                            f"Secret {ref.namespace}/{ref.name} lacks the labels config.copySecrets."
+                            f"{ref.namespace} requires ({rule.describe()}); label it or ask an administrator")))
+                    value = copy_build.credential_value(secret, ref)
+                    if value is not None and copy_build.decoded_size(value) > copy_build.MAX_SECRET_BYTES:
+                        errors.append(SpecError(where, (
+                            f"key {ref.key!r} of Secret {ref.namespace}/{ref.name} is larger than "
+                            f"{copy_build.MAX_SECRET_BYTES // 1024} KiB; refer to a smaller one")))
+        return errors
+
     def _component_objects(self, component: Datastore | Stub | Service) -> list[dict[str, Any]] | str:
         """The objects of one component, or why they cannot be built yet."""
         settings, placement = self.settings, self.placement
@@ -196,15 +283,38 @@ class _Planner:
                     f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} "
                     "not found; create it or fix spec.services[].copyFrom"
                 )
-            return service_build.copied_service_objects(
-                component, source, self.env, self._injected_env(), placement
+            pod_spec = ((source.deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+            check = copy_build.check_references(
+                pod_spec, component.copy_from.namespace, source.config_maps, source.secrets,
+                settings.copy_secrets.get(component.copy_from.namespace), self._operator_secrets())
+            if check.missing is not None:
+                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+                return check.missing
+            credentials = self._credentials(component.env)
+            if isinstance(credentials, str):
+                return credentials
+            notes: list[str] = []
+            usable = copy_build.usable_secrets(source.secrets, settings.copy_secrets.get(component.copy_from.namespace))
+            objects = service_build.copied_service_objects(
+                component, replace(source, secrets=usable), self.env, self._injected_env(), placement,
+                credentials, notes, self._operator_secrets(),
             )
-        return service_build.image_service_objects(component, self.env, self._injected_env(), placement)
+            self.notes[component.name] = notes
+            # Copied Secrets are created once (named by the source's version), never applied.
+            self.plan.create.extend(o for o in objects if o["kind"] == "Secret")
+            return [o for o in objects if o["kind"] != "Secret"]
+        credentials = self._credentials(component.env)
+        if isinstance(credentials, str):
+            return credentials
+        return service_build.image_service_objects(
+            component, self.env, self._injected_env(), placement, credentials
+        )
 
     def components(self, seed_phases: dict[str, JobPhase]) -> list[ComponentStatus]:
         fills = seed_fills(self.spec)
-        kinds = {ComponentKind.DATASTORE: self.spec.datastores, ComponentKind.STUB: self.spec.stubs,
-                 ComponentKind.SERVICE: self.spec.services}
+        kinds: dict[ComponentKind, Sequence[Datastore | Stub | Service]] = {
+            ComponentKind.DATASTORE: self.spec.datastores, ComponentKind.STUB: self.spec.stubs,
+            ComponentKind.SERVICE: self.spec.services}
         kind_of = {c.name: kind for kind, items in kinds.items() for c in items}
         by_name = {c.name: c for c in self.spec.components()}
         statuses: dict[str, ComponentStatus] = {}
@@ -220,6 +330,7 @@ class _Planner:
                 status.message = f"waiting for {', '.join(waiting)}"
             else:
                 built = self._component_objects(component)
+                status.notes = self.notes.get(name) or None
                 if isinstance(built, str):
                     status.message = built
                 else:
@@ -269,13 +380,17 @@ class _Planner:
                     status.message = f"waiting for {', '.join(waiting)}"
                 elif (missing := self._missing_pull_secret()) is not None:
                     status.message = missing
+                elif isinstance(credentials := self._credentials(seed.env), str):
+                    status.message = credentials
                 else:
                     ds = datastores.get(seed.datastore) if seed.datastore else None
                     image = (
                         datastore_build.datastore_image(ds, self.settings.engine_images) if ds else seed.image or ""
                     )
                     self.plan.apply.extend(
-                        seed_build.seed_objects(seed, ds, self.env, image, run, self._injected_env(), self.placement)
+                        seed_build.seed_objects(
+                            seed, ds, self.env, image, run, self._injected_env(), self.placement, credentials
+                        )
                     )
                     status.message = "starting"
             phases[name] = status.phase
@@ -310,9 +425,11 @@ class _Planner:
                     status.message = f"waiting for {', '.join(waiting)}"
                 elif (missing := self._missing_pull_secret()) is not None:
                     status.message = missing
+                elif isinstance(credentials := self._credentials(suite.env), str):
+                    status.message = credentials
                 else:
                     self.plan.apply.append(
-                        job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement)
+                        job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement, credentials)
                     )
                     status.message = "starting"
             phases[name] = status.phase
@@ -370,9 +487,10 @@ class _Planner:
         self.plan.status = status
         now = given.now
 
-        if given.errors:
+        errors = given.errors or self.copy_errors()
+        if errors:
             status.phase = Phase.ERROR
-            status.message = "; ".join(str(e) for e in given.errors)
+            status.message = "; ".join(str(e) for e in errors)
             status.components, status.seeds, status.tests = [], [], []
             status.summary = status.ready_components = status.test_counts = None
             status.conditions = _conditions(given.previous, now, [
@@ -478,14 +596,15 @@ class _Planner:
                 status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
             self._stop_run()
 
-        diagnosed = next((c for c in components if not c.ready and c.reason), None)
+        diagnosed = next((c.reason for c in components if not c.ready and c.reason), None)
         if all_ready:
             ready_condition = ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "")
         elif diagnosed is not None:
-            ready_condition = ("Ready", ConditionStatus.FALSE, diagnosed.reason, "; ".join(waiting))
+            ready_condition = ("Ready", ConditionStatus.FALSE, diagnosed, "; ".join(waiting))
         else:
             ready_condition = ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
-        job_reason = next((j.reason for j in [*seeds, *suites] if j.reason and j.phase == JobPhase.RUNNING), None)
+        jobs: list[SeedStatus | SuiteStatus] = [*seeds, *suites]
+        job_reason = next((j.reason for j in jobs if j.reason and j.phase == JobPhase.RUNNING), None)
         if status.phase == Phase.TIMED_OUT:
             tests_condition = ("TestsPassed", ConditionStatus.FALSE, "TimedOut", status.message)
         elif not self.spec.tests:
@@ -501,7 +620,7 @@ class _Planner:
             tests_condition = ("TestsPassed", ConditionStatus.TRUE, "AllSuitesPassed", status.message)
         elif job_reason is not None:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, job_reason,
-                               next(j.message for j in [*seeds, *suites] if j.reason == job_reason))
+                               next(j.message for j in jobs if j.reason == job_reason))
         else:
             tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
                                "Running" if status.phase == Phase.TESTING else "Pending", "")
@@ -644,9 +763,8 @@ def _conditions(previous: TestEnvironmentStatus, now: datetime,
     out = []
     for type_, state, reason, message in wanted:
         old = before.get(type_)
-        changed = old is None or old.status != state
-        out.append(Condition(type=type_, status=state, reason=reason, message=message,
-                             last_transition_time=_ts(now) if changed else old.last_transition_time))
+        since = _ts(now) if old is None or old.status != state else old.last_transition_time
+        out.append(Condition(type=type_, status=state, reason=reason, message=message, last_transition_time=since))
     return out
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from . import metrics
 from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN, EnvRef, environment_namespace_name
+from .build.copies import credential_refs
 from .build.services import CopySource
 from .diagnose import (
     MAX_LOG_BYTES,
@@ -52,6 +53,8 @@ class Memory:
     """Per-environment facts learned by reading, kept so they are read once."""
 
     copy_sources: dict[tuple[int, str], CopySource | None] = field(default_factory=dict)
+    # Secrets whose keys a spec borrows, by (generation, namespace, name).
+    credentials: dict[tuple[int, str, str], dict[str, Any] | None] = field(default_factory=dict)
     results: dict[str, SuiteResult] = field(default_factory=dict)
     stub_checks: dict[tuple[int, str], SuiteStatus] = field(default_factory=dict)
     # The status this process last wrote. The body kopf hands over may not
@@ -113,12 +116,13 @@ def reconcile(
     previous = TestEnvironmentStatus.model_validate(written)
     spec, errors = _parse_spec(body.get("spec") or {})
     if not errors:
-        errors = validate(spec, settings.copy_allowlist)
+        errors = validate(spec, settings.copy_allowlist, settings.copy_secrets)
 
     run = previous.run + (1 if previous.observed_generation != generation else 0)
     observed = replace(
         observed,
-        copy_sources=_copy_sources(spec, generation, kube, memory) if not errors else {},
+        copy_sources=_copy_sources(spec, generation, kube, memory, settings) if not errors else {},
+        credentials=_credentials(spec, generation, kube, memory) if not errors else {},
         pull_secrets=_pull_secrets(settings, kube) if not errors else {},
         results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
         stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
@@ -160,9 +164,16 @@ def reconcile(
         result = planned()
 
     refused = False
+    # Created objects (Secrets: a datastore's, copied ones) go in as soon as
+    # their namespace exists, before the workloads that name them.
+    to_create = list(result.create)
     for obj in result.apply:
         refused = not _apply(kube, obj, memory, now) or refused
-    for obj in result.create:
+        if obj["kind"] == "Namespace":
+            for created in to_create:
+                kube.create_once(created)
+            to_create = []
+    for obj in to_create:
         kube.create_once(obj)
     for ref in result.delete:
         kube.delete(ref)
@@ -195,7 +206,7 @@ def reconcile(
         kube.patch_status(namespace, name, memory.status)
         memory.status_written_at = time.monotonic()
     for event in result.events:
-        kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message[:1000])
+        kopf.event(_kopf_body(body), type=event.type, reason=event.reason, message=event.message[:1000])
     for job_name in result.log_tails:
         _post_log_tail(body, kube, env.target_namespace, job_name)
     metrics.observe_status(uid, previous, result.status)
@@ -286,18 +297,44 @@ def _pod_facts(
 
 
 def _copy_sources(
-    spec: TestEnvironmentSpec, generation: int, kube: Kube, memory: Memory
+    spec: TestEnvironmentSpec, generation: int, kube: Kube, memory: Memory, settings: Settings
 ) -> dict[str, CopySource | None]:
+    """Read once per run (generation): a source changed in between is copied
+    again by the next run, not under a running one."""
     sources = {}
     for svc in spec.services:
         if svc.copy_from is None:
             continue
         key = (generation, svc.name)
-        if memory.copy_sources.get(key) is None:
-            # A missing source is read again next time: it may appear.
-            memory.copy_sources[key] = kube.read_copy_source(svc.copy_from.namespace, svc.copy_from.deployment)
+        known = memory.copy_sources.get(key)
+        if known is None or not known.complete:
+            # A missing source (or a ConfigMap or Secret it needs) is read
+            # again next time: it may appear.
+            memory.copy_sources[key] = kube.read_copy_source(
+                svc.copy_from.namespace, svc.copy_from.deployment, settings.copy_secrets.get(svc.copy_from.namespace)
+            )
         sources[svc.name] = memory.copy_sources[key]
     return sources
+
+
+def _credentials(
+    spec: TestEnvironmentSpec, generation: int, kube: Kube, memory: Memory
+) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """The Secrets whose keys the spec borrows (validated as allowed), read
+    once per run; one that is missing, or lacks a key, is read again next time."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    env_lists = [s.env for s in spec.services] + [s.env for s in spec.seed] + [t.env for t in spec.tests]
+    for env in env_lists:
+        for ref in credential_refs(env):
+            wanted.setdefault((ref.namespace, ref.name), set()).add(ref.key)
+    found: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for (namespace, name), keys in wanted.items():
+        key = (generation, namespace, name)
+        known = memory.credentials.get(key)
+        if known is None or not keys <= set(known.get("data") or {}):
+            memory.credentials[key] = known = kube.read_secret(namespace, name)
+        found[(namespace, name)] = known
+    return found
 
 
 def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | None]:
@@ -305,6 +342,12 @@ def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | 
     return {
         name: kube.read_pull_secret(settings.operator_namespace, name) for name in settings.image_pull_secrets
     }
+
+
+def _kopf_body(body: Mapping[str, Any]) -> kopf.Body:
+    """The environment as kopf's own view of an object, which is what it posts Events for;
+    the snapshot the loop hands over is that object as plain data."""
+    return kopf.Body(cast(kopf.RawBody, dict(body)))
 
 
 def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str) -> None:
@@ -319,7 +362,8 @@ def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str
     if not tail:  # no kubelet logs (gone, or a simulated pod): the termination message is the next best
         states = [(c.get("state") or {}).get("terminated") or {} for c in pod["status"].get("containerStatuses") or []]
         tail = next((t["message"] for t in states if t.get("message")), "(no logs available)")
-    kopf.event(dict(body), type="Warning", reason="FailureLogs", message=f"{job} ({name}), last lines:\n{tail[-900:]}")
+    kopf.event(_kopf_body(body), type="Warning", reason="FailureLogs",
+               message=f"{job} ({name}), last lines:\n{tail[-900:]}")
 
 
 def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, kube: Kube) -> SuiteStatus:
@@ -337,7 +381,7 @@ def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, kube: Kube) 
 
 
 def is_finished(status: Mapping[str, Any] | None) -> bool:
-    return bool(status) and status.get("phase") in {str(p) for p in FINISHED_PHASES}
+    return status is not None and bool(status) and status.get("phase") in {str(p) for p in FINISHED_PHASES}
 
 
 __all__ = ["Memory", "reconcile", "is_finished", "Phase"]

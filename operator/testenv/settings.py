@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .build.copies import SecretRule
 from .build.placement import PodPlacement, Toleration
 from .models import Engine
 
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
 
     # Namespaces a service may be copied from (copyFrom.namespace).
     copy_allowlist: frozenset[str] = frozenset()
+    # Source namespaces whose Secrets may be copied: those a copy references
+    # (and its image pull Secrets), and keys a spec borrows with
+    # env[].valueFrom.secretKeyRef. Per namespace: {} for any Secret, or
+    # {names: [...]} and/or {labels: {...}} to limit it. Not listed: none.
+    copy_secrets: dict[str, SecretRule] = Field(default_factory=dict)
 
     # Isolation defaults, used when a TestEnvironment leaves them out.
     pod_security_level: Literal["privileged", "baseline", "restricted"] = "restricted"

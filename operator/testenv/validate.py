@@ -3,9 +3,11 @@ components, dependency cycles, and the operator's copy policy."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 
+from .build.copies import SecretRule
 from .models import TestEnvironmentSpec
 from .ordering import start_graph
 
@@ -31,7 +33,37 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[SpecError]:
+def _credential_errors(spec: TestEnvironmentSpec, secret_rules: Mapping[str, SecretRule]) -> list[SpecError]:
+    """A borrowed Secret key (env[].valueFrom.secretKeyRef) must come from a
+    namespace, and a name, the administrator's config.copySecrets allows."""
+    errors = []
+    for field in ("services", "seed", "tests"):
+        for i, item in enumerate(getattr(spec, field)):
+            for j, var in enumerate(item.env):
+                if var.value_from is None:
+                    continue
+                ref = var.value_from.secret_key_ref
+                rule = secret_rules.get(ref.namespace)
+                if rule is not None and rule.allows_name(ref.name):
+                    continue
+                allowed = ", ".join(sorted(secret_rules)) or "none are configured"
+                why = (f"Secrets of namespace {ref.namespace!r} may not be used (allowed: {allowed})" if rule is None
+                       else f"only {rule.describe()} of namespace {ref.namespace!r} may be used")
+                errors.append(SpecError(
+                    f"spec.{field}[{i}].env[{j}].valueFrom.secretKeyRef",
+                    f"{why}; ask the operator's administrator to allow it in config.copySecrets, "
+                    "or refer to an allowed Secret",
+                ))
+    return errors
+
+
+def validate(
+    spec: TestEnvironmentSpec,
+    copy_allowlist: frozenset[str],
+    secret_rules: Mapping[str, SecretRule] | None = None,
+) -> list[SpecError]:
+    """secret_rules None: the credential policy is not checked (the CLI does
+    not know the operator's configuration)."""
     errors: list[SpecError] = []
     components = {c.name for c in spec.components()}
     datastores = {d.name for d in spec.datastores}
@@ -63,6 +95,8 @@ def validate(spec: TestEnvironmentSpec, copy_allowlist: frozenset[str]) -> list[
                     "ask the operator's administrator to add it to copyAllowlist, or use image",
                 )
             )
+    if secret_rules is not None:
+        errors += _credential_errors(spec, secret_rules)
     for i, seed in enumerate(spec.seed):
         if seed.datastore is not None and seed.datastore not in datastores:
             errors.append(

@@ -10,6 +10,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_support import (
     COPY_SOURCE_NAMESPACE,
+    COPYABLE_SECRET,
     Environments,
     OperatorProcess,
     free_port,
@@ -30,6 +31,8 @@ def operator(cluster: Cluster, crd: None, core: client.CoreV1Api, tmp_path_facto
         KUBECONFIG=cluster.kubeconfig,
         PYTHONPATH=str(ROOT / "operator"),
         TESTENV_COPY_ALLOWLIST=f'["{COPY_SOURCE_NAMESPACE}"]',
+        # Secrets of the copy source: only this one (tests/component/test_copies.py).
+        TESTENV_COPY_SECRETS=f'{{"{COPY_SOURCE_NAMESPACE}": {{"names": ["{COPYABLE_SECRET}"]}}}}',
         TESTENV_METRICS_PORT=str(metrics_port),
         TESTENV_HEALTH_PORT=str(health_port),
         TESTENV_HEALTH_HOST="127.0.0.1",

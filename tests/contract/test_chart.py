@@ -4,6 +4,7 @@ install, and what the operator's ServiceAccount may and may not do."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -124,12 +125,28 @@ def test_everything_on_render_is_accepted_by_the_api_server(
 
 
 def test_chart_crds_are_accepted_by_the_api_server(cluster: Cluster, helm_home: Path) -> None:
+    # kopf's peering CRDs, which never change, stay in crds/; the TestEnvironment CRD is a template.
     crds = helm(cluster, helm_home, "show", "crds", str(CHART)).stdout
     names = {d["metadata"]["name"] for d in yaml.safe_load_all(crds) if d}
-    assert names == {"testenvironments.testenv.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert names == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    rendered = [d for d in render(cluster, helm_home, "testenv-system") if d["kind"] == "CustomResourceDefinition"]
+    assert [d["metadata"]["name"] for d in rendered] == ["testenvironments.testenv.dev"]
     result = kubectl(cluster, "apply", "--dry-run=server", "--server-side", "--force-conflicts", "-f", "-",
-                     input=crds, check=False)
+                     input=crds + "\n---\n" + yaml.safe_dump(rendered[0]), check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_chart_renders_the_generated_crd_with_the_release_labels_and_keep(cluster: Cluster, helm_home: Path) -> None:
+    generated = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
+    rendered = one(render(cluster, helm_home, "testenv-system"), "CustomResourceDefinition")
+    assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert rendered["metadata"]["labels"]["app.kubernetes.io/instance"] == "testenv"
+    assert generated["metadata"]["labels"].items() <= rendered["metadata"]["labels"].items()
+    assert {k: v for k, v in rendered.items() if k != "metadata"} == {k: v for k, v in generated.items() if k != "metadata"}
+    assert "annotations" not in one(render(cluster, helm_home, "testenv-system", "--set", "crds.keep=false"),
+                                    "CustomResourceDefinition")["metadata"]
+    assert not [d for d in render(cluster, helm_home, "testenv-system", "--set", "crds.enabled=false")
+                if d["kind"] == "CustomResourceDefinition"]
 
 
 @pytest.mark.parametrize(
@@ -197,6 +214,8 @@ def test_configured_values_reach_the_operator(
     assert str(settings.engine_images["postgres"]) == "registry.example.com/postgres:16"
     assert settings.engine_images["redis"] == "redis:7", "unset engines keep the operator's image"
     assert settings.copy_allowlist == frozenset({"default"})
+    assert settings.copy_secrets["default"].names == ["api-config"]
+    assert settings.copy_secrets["default"].labels == {"testenv.dev/shareable": "true"}
     assert settings.pod_security_level == "baseline"
     assert (settings.default_quota_cpu, settings.default_quota_pods) == ("8", "100")
     assert settings.max_active_environments == 1_000_000, "large numbers are not rendered as 1e+06"
@@ -215,16 +234,31 @@ def test_configured_values_reach_the_operator(
 
 def test_pull_secret_access_is_rendered_by_name_only(cluster: Cluster, helm_home: Path) -> None:
     docs = render(cluster, helm_home, "platform", "-f", str(ALL_ON))
-    role = one(docs, "Role")
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-pull-secrets"))
     assert role["metadata"]["namespace"] == "platform", "read only in the operator's own namespace"
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
                               "resourceNames": ["regcred", "mirror-cred"], "verbs": ["get"]}]
-    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["kind"] == "Role")
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"])
     assert binding["metadata"]["namespace"] == "platform"
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     copies = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-pull-secret-copies"))
     assert copies["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
                                 "resourceNames": ["regcred", "mirror-cred"], "verbs": ["patch"]}]
+
+
+def test_secret_copying_is_rendered_per_source_namespace_and_by_name(cluster: Cluster, helm_home: Path) -> None:
+    docs = render(cluster, helm_home, "platform", "-f", str(ALL_ON),
+                  "--set-json", 'config.copySecrets={"default":{"names":["api-config"]},"shared-ci":{}}')
+    roles = {d["metadata"]["namespace"]: d for d in docs
+             if d["kind"] == "Role" and d["metadata"]["name"].endswith("-copy-secrets")}
+    assert set(roles) == {"default", "shared-ci"}
+    assert roles["default"]["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+                                          "resourceNames": ["api-config"], "verbs": ["get"]}]
+    assert roles["shared-ci"]["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-copy-secrets")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["default", "shared-ci"]
+    assert not any(d["kind"] == "Role" and d["metadata"]["name"].endswith("-copy-secrets")
+                   for d in render(cluster, helm_home, "platform")), "no config.copySecrets: no Secret is read"
 
 
 def test_one_replica_runs_standalone(cluster: Cluster, helm_home: Path) -> None:
@@ -304,7 +338,7 @@ def _create_namespace(cluster: Cluster, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[dict[str, str]]:
+def release(cluster: Cluster, helm_home: Path, peering_crds: None, crd: None) -> Iterator[dict[str, str]]:
     """The chart installed into a fresh namespace (peering on, one copy source); uninstalled after."""
     suffix = uuid.uuid4().hex[:6]
     info = {
@@ -313,15 +347,22 @@ def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[d
         "source": f"t-chart-src-{suffix}",
         "other": f"t-chart-other-{suffix}",
         "pull_secret": f"regcred-{suffix}",
+        "shared": f"t-chart-shared-{suffix}",
+        "copied_secret": f"api-db-{suffix}",
     }
     info["fullname"] = f"{info['name']}-testenv-operator"
     info["sa"] = f"system:serviceaccount:{info['namespace']}:{info['fullname']}"
-    for ns in ("namespace", "source", "other"):
+    for ns in ("namespace", "source", "other", "shared"):
         _create_namespace(cluster, info[ns])
     try:
         helm(cluster, helm_home, "install", info["name"], str(CHART), "--namespace", info["namespace"],
+             # The test bed's TestEnvironment CRD is kubectl's (tests/conftest.py) and shared;
+             # the chart's own handling of it is tested with a CRD of its own (below).
+             "--set", "crds.enabled=false",
              "--set", "peering.enabled=true", "--set", f"config.copyAllowlist={{{info['source']}}}",
              "--set", f"config.imagePullSecrets={{{info['pull_secret']}}}",
+             "--set-json", (f'config.copySecrets={{"{info["source"]}":{{"names":["{info["copied_secret"]}"]}},'
+                            f'"{info["shared"]}":{{}}}}'),
              "--wait", "--timeout", "120s")
         yield info
         helm(cluster, helm_home, "uninstall", info["name"], "--namespace", info["namespace"],
@@ -336,7 +377,7 @@ def release(cluster: Cluster, helm_home: Path, peering_crds: None) -> Iterator[d
     finally:
         helm(cluster, helm_home, "uninstall", info["name"], "--namespace", info["namespace"],
              "--ignore-not-found", check=False)
-        for ns in ("namespace", "source", "other"):
+        for ns in ("namespace", "source", "other", "shared"):
             kubectl(cluster, "delete", "namespace", info[ns], "--wait=false", "--ignore-not-found", check=False)
 
 
@@ -419,9 +460,26 @@ def test_operator_account_cannot(cluster: Cluster, release: dict[str, str], chec
 
 
 def test_copy_sources_are_readable_only_where_allowed(cluster: Cluster, release: dict[str, str]) -> None:
-    for verb, resource in (("get", "deployments.apps"), ("list", "services")):
+    for verb, resource in (("get", "deployments.apps"), ("list", "services"), ("get", "configmaps")):
         assert can_i(cluster, release, verb, resource, "-n", release["source"])
         assert not can_i(cluster, release, verb, resource, "-n", release["other"])
+    # By name only: no ConfigMap of a source namespace is listed or watched.
+    for verb in ("list", "watch", "update"):
+        assert not can_i(cluster, release, verb, "configmaps", "-n", release["source"]), verb
+
+
+def test_secrets_are_readable_only_as_config_copy_secrets_allows(cluster: Cluster, release: dict[str, str]) -> None:
+    source, shared, other, name = release["source"], release["shared"], release["other"], release["copied_secret"]
+    # A rule with names: those, and no other Secret of the namespace.
+    assert can_i(cluster, release, "get", f"secrets/{name}", "-n", source)
+    assert not can_i(cluster, release, "get", "secrets/someone-elses", "-n", source)
+    # A rule without names: any Secret of that namespace, by name.
+    assert can_i(cluster, release, "get", "secrets/anything", "-n", shared)
+    # No rule: nothing, whatever the name.
+    assert not can_i(cluster, release, "get", f"secrets/{name}", "-n", other)
+    for ns in (source, shared):
+        for verb in ("list", "watch", "update", "patch", "delete"):
+            assert not can_i(cluster, release, verb, "secrets", "-n", ns), (verb, ns)
 
 
 def test_peering_object_is_writable_only_by_name(cluster: Cluster, release: dict[str, str]) -> None:
@@ -448,3 +506,105 @@ def test_pull_secret_copies_are_writable_by_name_only(cluster: Cluster, release:
     assert can_i(cluster, release, "patch", f"secrets/{secret}", "-n", other)
     assert not can_i(cluster, release, "patch", "secrets/someone-elses", "-n", other)
     assert not can_i(cluster, release, "get", f"secrets/{secret}", "-n", other)
+
+
+# --- the CRD upgrades with the chart ---------------------------------------------------------------
+
+
+def _chart_with_crd(tmp: Path, crd: dict[str, Any], label: str) -> Path:
+    """A copy of the chart whose CRD template is made, by the same script `make crds` runs, from `crd`."""
+    crds, chart = tmp / f"crds-{label}", tmp / f"chart-{label}"
+    crds.mkdir()
+    (crds / "testenvironment.yaml").write_text(yaml.safe_dump(crd, sort_keys=False))
+    shutil.copytree(CHART, chart)
+    made = subprocess.run(["bash", str(ROOT / "hack" / "sync-chart-crds.sh"), "--crds", str(crds), "--chart", str(chart)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    return chart
+
+
+def test_helm_upgrade_applies_a_changed_crd_and_uninstall_keeps_it(
+    cluster: Cluster, helm_home: Path, tmp_path: Path
+) -> None:
+    """The chart's CRD (the generated schema, under a group and names of this
+    test's own so the test bed's shared CRD, and `kubectl get tenv`, are not
+    touched) gains a field in an upgrade: the API server keeps that field from
+    then on, where before it pruned it; and uninstalling leaves the CRD and its
+    objects."""
+    suffix = uuid.uuid4().hex[:6]
+    group, plural, kind = f"t{suffix}.testenv.dev", f"testenvironments{suffix}", f"TestEnvironmentX{suffix}"
+    crd_name = f"{plural}.{group}"
+    release, ns = f"crd-{suffix}", f"t-crd-{suffix}"
+    old = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
+    old["metadata"]["name"], old["spec"]["group"] = crd_name, group
+    old["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                            "singular": f"testenvironment{suffix}"}
+    new = yaml.safe_load(yaml.safe_dump(old))
+    for version in new["spec"]["versions"]:
+        version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["upgradeProbe"] = {
+            "type": "string", "description": "A field only the upgraded chart's CRD has."}
+    old_chart, new_chart = _chart_with_crd(tmp_path, old, "old"), _chart_with_crd(tmp_path, new, "new")
+
+    def environment(name: str) -> str:
+        return yaml.safe_dump({"apiVersion": f"{group}/v1alpha1", "kind": kind,
+                               "metadata": {"name": name, "namespace": ns},
+                               "spec": {"tests": [{"name": "t", "image": "i"}], "upgradeProbe": "kept"}})
+
+    def stored_probe(name: str) -> str | None:
+        got = kubectl(cluster, "get", crd_name, name, "-n", ns, "-o", "yaml", check=False)
+        return yaml.safe_load(got.stdout)["spec"].get("upgradeProbe") if got.returncode == 0 else None
+
+    kubectl(cluster, "create", "namespace", ns)
+    try:
+        helm(cluster, helm_home, "install", release, str(old_chart), "--namespace", ns)
+        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd_name}")
+        installed = yaml.safe_load(kubectl(cluster, "get", "crd", crd_name, "-o", "yaml").stdout)
+        assert installed["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+        assert installed["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        # Before the upgrade the API server prunes the field it does not know
+        # (a plain create: server-side apply refuses an undeclared field outright).
+        applied = kubectl(cluster, "create", "--validate=false", "-f", "-", input=environment("before"), check=False)
+        assert applied.returncode == 0, applied.stderr
+        assert stored_probe("before") is None
+
+        helm(cluster, helm_home, "upgrade", release, str(new_chart), "--namespace", ns)
+        upgraded = yaml.safe_load(kubectl(cluster, "get", "crd", crd_name, "-o", "yaml").stdout)
+        schema = upgraded["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        assert "upgradeProbe" in schema, "helm upgrade did not apply the changed CRD"
+
+        # The API server serves the new schema moments after the CRD changes.
+        def kept() -> bool:
+            kubectl(cluster, "apply", "--server-side", "-f", "-", input=environment("after"), check=False)
+            return stored_probe("after") == "kept"
+
+        wait_for(kept, timeout=60, interval=1, what="the upgraded CRD's field to be stored")
+
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s")
+        left = kubectl(cluster, "get", "crd", crd_name, "-o", "name", check=False)
+        assert left.returncode == 0 and left.stdout.strip(), "uninstalling deleted the CRD"
+        assert stored_probe("after") == "kept", "the TestEnvironment went with the release"
+    finally:
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--ignore-not-found", check=False)
+        kubectl(cluster, "delete", "crd", crd_name, "--ignore-not-found", "--wait=false", check=False)
+        kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_a_crd_that_kubectl_manages_is_left_as_it_is(cluster: Cluster, helm_home: Path, crd: None) -> None:
+    """Helm cannot adopt an object another manager made (the test bed's CRD,
+    applied by kubectl, or one an earlier chart installed from crds/): the
+    chart installs without it, leaves it unchanged and says how to hand it over."""
+    suffix = uuid.uuid4().hex[:6]
+    release, ns = f"crd-kept-{suffix}", f"t-crd-kept-{suffix}"
+    name = "testenvironments.testenv.dev"
+    kubectl(cluster, "create", "namespace", ns)
+    try:
+        installed = helm(cluster, helm_home, "install", release, str(CHART), "--namespace", ns)
+        assert "left as it is" in installed.stdout and f"meta.helm.sh/release-name={release}" in installed.stdout
+        meta = yaml.safe_load(kubectl(cluster, "get", "crd", name, "-o", "yaml").stdout)["metadata"]
+        assert not any(key.startswith("meta.helm.sh/") for key in meta.get("annotations") or {}), meta
+        assert "helm" not in {m["manager"] for m in meta.get("managedFields", [])}
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s")
+        kubectl(cluster, "get", "crd", name)
+    finally:
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--ignore-not-found", check=False)
+        kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)

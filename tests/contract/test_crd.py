@@ -74,14 +74,28 @@ def test_server_applies_defaults(cluster, ns):
         ({"stubs": [{"name": "s", "mappings": [{"request": {"method": "FETCH"}}]}]}, "method"),
         ({"stubs": [{"name": "s", "mappings": [{"request": {}, "response": {"fault": "EXPLODE"}}]}]}, "fault"),
         ({"tests": [{"name": "t"}]}, "spec.tests[0].image: Required value"),
+        ({"tests": [{"name": "t", "image": "i", "env": [{"name": "K", "value": "v", "valueFrom": {"secretKeyRef": {
+            "namespace": "shared", "name": "s", "key": "k"}}}]}]}, "set value or valueFrom, not both"),
+        ({"tests": [{"name": "t", "image": "i", "env": [{"name": "K", "valueFrom": {"secretKeyRef": {
+            "name": "s", "key": "k"}}}]}]}, "spec.tests[0].env[0].valueFrom.secretKeyRef.namespace: Required value"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
-         "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image"],
+         "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
+         "value-and-value-from", "secret-key-ref-without-namespace"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)
     assert result.returncode != 0, "the API server accepted an invalid TestEnvironment"
     assert expected in result.stderr, result.stderr
+
+
+def test_a_borrowed_secret_key_is_accepted_and_stored_as_written(cluster, ns):
+    ref = {"namespace": "shared-ci", "name": "stripe-sandbox", "key": "api-key"}
+    spec = {"services": [{"name": "api", "image": "i", "env": [{"name": "STRIPE_KEY", "valueFrom": {"secretKeyRef": ref}}]}]}
+    result = _apply(cluster, ns, spec, dry_run=False)
+    assert result.returncode == 0, result.stderr
+    stored = yaml.safe_load(kubectl(cluster, "get", "tenv", "sample", "-n", ns, "-o", "yaml").stdout)["spec"]
+    assert stored["services"][0]["env"][0]["valueFrom"] == {"secretKeyRef": ref}
 
 
 def test_unknown_wiremock_fields_pass_through(cluster, ns):

@@ -8,7 +8,6 @@ grace period, long before any deadline."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,9 +15,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from operator_support import COPY_SOURCE_NAMESPACE, Environments, OperatorProcess, free_port
-from realnode_support import PLACEMENT
-from testbed_support import ROOT, Cluster, wait_for
+from operator_support import COPY_SOURCE_NAMESPACE, Environments, OperatorProcess
+from realnode_support import host_operator
+from testbed_support import Cluster, wait_for
 
 pytestmark = pytest.mark.realnode
 
@@ -32,24 +31,8 @@ def start_operator(cluster: Cluster, crd: None, images: dict[str, str], tmp_path
     started: list[OperatorProcess] = []
 
     def start(**overrides: str) -> None:
-        env = dict(os.environ)
-        metrics_port, health_port = free_port(), free_port()
-        env.update(
-            KUBECONFIG=cluster.kubeconfig,
-            PYTHONPATH=str(ROOT / "operator"),
-            TESTENV_METRICS_PORT=str(metrics_port),
-            TESTENV_HEALTH_PORT=str(health_port),
-            TESTENV_HEALTH_HOST="127.0.0.1",
-            TESTENV_ENGINE_IMAGES=json.dumps({"postgres": images["postgres"], "mysql": images["mysql"],
-                                              "redis": images["redis"], "mongodb": "mongo:7"}),
-            TESTENV_WIREMOCK_IMAGE=images["wiremock"],
-            TESTENV_POD_NODE_SELECTOR=json.dumps(dict(PLACEMENT.node_selector)),
-            TESTENV_POD_TOLERATIONS=json.dumps([t.wire() for t in PLACEMENT.tolerations]),
-            TESTENV_COPY_ALLOWLIST=json.dumps([COPY_SOURCE_NAMESPACE]),
-            TESTENV_ORPHAN_SWEEP_DRY_RUN="true",
-        )
-        env.update(overrides)
-        process = OperatorProcess(cluster, env, tmp_path / f"operator-{len(started)}.log", metrics_port, health_port)
+        process = host_operator(cluster, images, tmp_path / f"operator-{len(started)}.log",
+                                TESTENV_COPY_ALLOWLIST=json.dumps([COPY_SOURCE_NAMESPACE]), **overrides)
         process.start()
         started.append(process)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,40 @@ def plain(value: Any) -> Any:
     return value
 
 
-def test_chart_ships_the_generated_crd_unchanged() -> None:
+def _sync_chart_crds(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "hack" / "sync-chart-crds.sh"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_chart_ships_the_generated_crd_as_its_template() -> None:
+    result = _sync_chart_crds("--check")
+    assert result.returncode == 0, f"{result.stderr}the chart's CRD template is stale: run hack/sync-chart-crds.sh"
+    template = (CHART / "templates" / "crds" / "testenvironment.yaml").read_text()
     generated = (ROOT / "crds" / "testenvironment.yaml").read_text()
-    shipped = (CHART / "crds" / "testenvironment.yaml").read_text()
-    assert shipped == generated, "the chart's CRD is stale: run hack/sync-chart-crds.sh"
+    spec = generated[generated.index("\nspec:\n"):]
+    assert spec in template, "the template carries the generated spec byte for byte"
+    assert "helm.sh/resource-policy: keep" in template
+    assert not (CHART / "crds" / "testenvironment.yaml").exists(), "Helm would install it once and never upgrade it"
+
+
+def test_a_crd_changed_since_the_template_was_made_is_reported(tmp_path: Path) -> None:
+    changed = tmp_path / "crds"
+    changed.mkdir()
+    text = (ROOT / "crds" / "testenvironment.yaml").read_text()
+    (changed / "testenvironment.yaml").write_text(text.replace("scope: Namespaced", "scope: Cluster", 1))
+    result = _sync_chart_crds("--check", "--crds", str(changed))
+    assert result.returncode == 1
+    assert "chart CRD template out of date: charts/testenv-operator/templates/crds/testenvironment.yaml" in result.stderr
+
+
+def test_template_braces_in_a_generated_crd_are_refused(tmp_path: Path) -> None:
+    crds, chart = tmp_path / "crds", tmp_path / "chart"
+    crds.mkdir()
+    text = (ROOT / "crds" / "testenvironment.yaml").read_text()
+    (crds / "testenvironment.yaml").write_text(text.replace("scope: Namespaced", "scope: Namespaced  # {{ oops }}", 1))
+    result = _sync_chart_crds("--crds", str(crds), "--chart", str(chart))
+    assert result.returncode != 0
+    assert "braces would be read as a template" in result.stderr
 
 
 def test_every_operator_setting_is_a_chart_value() -> None:

@@ -266,3 +266,11 @@ def test_a_whole_resource_parses_with_api_version_and_kind() -> None:
     )
     assert resource.spec.datastores[0].name == "db"
     assert "apiVersion" in refused(TestEnvironment, {"apiVersion": "testenv.dev/v2", "kind": "TestEnvironment"})
+
+
+def test_api_version_is_group_and_version() -> None:
+    # Spelt out in models.py so that its type is the apiVersion field's literal.
+    from testenv import models
+
+    assert models.API_VERSION == f"{models.GROUP}/{models.VERSION}"
+    assert TestEnvironment().api_version == models.API_VERSION

@@ -211,8 +211,6 @@ def test_each_setting_alone_adds_only_its_own_field(kind: str) -> None:
             changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
             if kind == "copied-service" and key == "nodeSelector":
                 assert changed == {"nodeSelector", "affinity"}  # the source's node affinity goes too
-            elif kind == "copied-service" and key == "imagePullSecrets":
-                assert changed == set(), "regcred was named by the source already"
             else:
                 assert changed == {key}, (kind, key)
 
@@ -239,16 +237,18 @@ def test_copy_runs_on_the_operators_nodes_not_the_sources() -> None:
     assert pod["tolerations"] == WIRE_TOLERATIONS
 
 
-def test_copy_keeps_the_sources_pull_secret_names_and_adds_ours_once() -> None:
-    assert copied_pod(PLACEMENT)["imagePullSecrets"] == [
-        {"name": "staging-cred"}, {"name": "regcred"}, {"name": "mirror-cred"}]
+def test_copy_leaves_out_source_pull_secrets_it_may_not_copy_and_adds_ours_once() -> None:
+    # No config.copySecrets: staging-cred is not copied, so not named (it
+    # would not exist); regcred is the operator's own copy under that name.
+    assert copied_pod(PLACEMENT)["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}]
 
 
 def test_copy_keeps_the_sources_placement_when_none_is_configured() -> None:
     pod = copied_pod(NO_PLACEMENT)
     source = SOURCE_DEPLOYMENT["spec"]["template"]["spec"]
-    for key in (*PLACEMENT_KEYS, "affinity"):
+    for key in ("nodeSelector", "tolerations", "affinity"):
         assert pod[key] == source[key]
+    assert "imagePullSecrets" not in pod  # the source's are not copied without config.copySecrets
 
 
 def test_copy_without_a_node_selector_setting_keeps_the_sources_node_affinity() -> None:
@@ -342,8 +342,10 @@ def test_planner_without_placement_settings_places_nothing_and_copies_no_secret(
     source = SOURCE_DEPLOYMENT["spec"]["template"]["spec"]
     for obj in (o for o in objects if o["kind"] in ("Deployment", "Job")):
         pod = obj["spec"]["template"]["spec"]
-        if obj["metadata"]["name"] == "inventory":  # the copy keeps what its source said
-            assert {k: pod[k] for k in PLACEMENT_KEYS} == {k: source[k] for k in PLACEMENT_KEYS}
+        if obj["metadata"]["name"] == "inventory":  # the copy keeps where its source ran
+            assert {k: pod[k] for k in ("nodeSelector", "tolerations")} == {
+                k: source[k] for k in ("nodeSelector", "tolerations")}
+            assert "imagePullSecrets" not in pod
         else:
             assert not set(PLACEMENT_KEYS) & set(pod), obj["metadata"]["name"]
 

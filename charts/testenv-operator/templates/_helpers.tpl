@@ -75,3 +75,22 @@ app.kubernetes.io/part-of: testenv
 {{- define "testenv-operator.quantity" -}}
 {{- if kindIs "string" . -}}{{ . }}{{- else -}}{{ int64 . }}{{- end -}}
 {{- end -}}
+
+{{/* "true" when the chart may install and upgrade the CRD named by the
+     second argument: it does not exist yet, or this release manages it.
+     One that kubectl or another release manages is left as it is: Helm
+     cannot adopt it and would refuse the whole install (see the README for
+     handing such a CRD over to the chart). Without a cluster (helm template)
+     it is always rendered. */}}
+{{- define "testenv-operator.crdOurs" -}}
+{{- $root := index . 0 -}}
+{{- $existing := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" (index . 1) -}}
+{{- if not $existing -}}
+true
+{{- else -}}
+{{- $annotations := $existing.metadata.annotations | default dict -}}
+{{- if and (eq (get $annotations "meta.helm.sh/release-name") $root.Release.Name) (eq (get $annotations "meta.helm.sh/release-namespace") $root.Release.Namespace) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}

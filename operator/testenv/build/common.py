@@ -4,6 +4,7 @@ and the hardened defaults of its pods."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +74,21 @@ def env_var_name(component: str, suffix: str = "URL") -> str:
     return f"{component.upper().replace('-', '_')}_{suffix}"
 
 
-def env_list(values: list[EnvVar]) -> list[dict[str, Any]]:
-    return [{"name": v.name, "value": v.value} for v in values]
+def env_list(
+    values: list[EnvVar], credentials: Mapping[tuple[str, str, str], str] | None = None
+) -> list[dict[str, Any]]:
+    """The spec's variables; one borrowing a Secret's key (valueFrom) refers to
+    the environment's copy of that key, named in credentials by (namespace,
+    name, key). The planner holds whatever uses a credential not copied yet."""
+    out: list[dict[str, Any]] = []
+    for v in values:
+        if v.value_from is None:
+            out.append({"name": v.name, "value": v.value})
+            continue
+        ref = v.value_from.secret_key_ref
+        local = (credentials or {}).get((ref.namespace, ref.name, ref.key), "")
+        out.append({"name": v.name, "valueFrom": {"secretKeyRef": {"name": local, "key": ref.key}}})
+    return out
 
 
 def merge_env(injected: list[dict[str, Any]], own: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..models import TestSuite
@@ -29,6 +30,7 @@ def suite_job(
     run: int,
     injected_env: list[dict[str, Any]],
     placement: PodPlacement = NO_PLACEMENT,
+    credentials: Mapping[tuple[str, str, str], str] | None = None,
 ) -> dict[str, Any]:
     labels = component_labels(env, suite.name, "test") | {LABEL_RUN: str(run), LABEL_SUITE: suite.name}
     shard_index: dict[str, Any] = {"name": "TESTENV_SHARD_INDEX", "value": "0"}
@@ -48,7 +50,7 @@ def suite_job(
     container: dict[str, Any] = {
         "name": "tests",
         "image": suite.image,
-        "env": merge_env(injected_env + shard_env, env_list(suite.env)),
+        "env": merge_env(injected_env + shard_env, env_list(suite.env, credentials)),
         "securityContext": container_security_context(),
         # The suite's counts travel in the termination message (see `testenv report`).
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -113,4 +113,4 @@ def namespace_objects(
 
 
 def owned_by(namespace_obj: dict[str, Any], uid: str) -> bool:
-    return namespace_obj.get("metadata", {}).get("labels", {}).get(LABEL_ENV_UID) == uid
+    return bool(namespace_obj.get("metadata", {}).get("labels", {}).get(LABEL_ENV_UID) == uid)

@@ -82,8 +82,8 @@ def place_copy(pod_spec: dict[str, Any], placement: PodPlacement) -> dict[str, A
     """A copied pod spec, re-placed: where the source ran (its nodeSelector,
     node affinity, tolerations) belongs to the source's nodes, so the
     operator's settings replace it when they are set; where they are not, the
-    source's stays as it was. The source's own pull Secrets stay named (they
-    are not copied) and ours are added."""
+    source's stays as it was. Ours are added to the source's pull Secrets
+    (those copies.bring_along kept: copied under config.copySecrets)."""
     if placement.node_selector:
         affinity = pod_spec.get("affinity") or {}
         affinity.pop("nodeAffinity", None)

@@ -4,6 +4,7 @@ client with stop-on-error; an `image` seed runs the user's image."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from ..models import Datastore, Engine, Seed
@@ -113,6 +114,7 @@ def seed_objects(
     run: int,
     injected_env: list[dict[str, Any]],
     placement: PodPlacement = NO_PLACEMENT,
+    credentials: Mapping[tuple[str, str, str], str] | None = None,
 ) -> list[dict[str, Any]]:
     """The seed's Job for this run (and its script's ConfigMap for a `sql` seed).
 
@@ -121,7 +123,7 @@ def seed_objects(
     the datastore's keys, then the injected `<NAME>_URL` variables.
     """
     labels = {**component_labels(env, seed.name, "seed"), LABEL_RUN: str(run)}
-    own = env_list(seed.env)
+    own = env_list(seed.env, credentials)
     if ds is not None:
         own = merge_env(datastore_env(ds), own)
     container: dict[str, Any] = {"name": "seed", "env": merge_env(injected_env, own)}

@@ -4,6 +4,7 @@ Services that select it) in an allowed source namespace."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +19,26 @@ from .common import (
     selector_labels,
     service_selector,
 )
+from .copies import ANNOTATION_CONFIG_HASH, bring_along, config_hash
 from .placement import NO_PLACEMENT, PodPlacement, place, place_copy
 
 
 @dataclass(frozen=True)
 class CopySource:
-    """A Deployment read from a source namespace, with the Services that select its pods."""
+    """A Deployment read from a source namespace, with the Services that select
+    its pods and the ConfigMaps and Secrets its pod template references (by
+    name; None: not found). Secrets the administrator's rule does not allow
+    are not read, so they are not here at all."""
 
     deployment: dict[str, Any]
     services: list[dict[str, Any]] = field(default_factory=list)
+    config_maps: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Everything referenced was found (else it is read again)."""
+        return all(v is not None for v in [*self.config_maps.values(), *self.secrets.values()])
 
 
 # Metadata that belongs to the source object's life, not to a copy of it.
@@ -66,11 +78,14 @@ def _clean_metadata(meta: dict[str, Any], env: EnvRef, name: str, labels: dict[s
     return out
 
 
-def _container(svc: Service, injected_env: list[dict[str, Any]]) -> dict[str, Any]:
+Credentials = Mapping[tuple[str, str, str], str]
+
+
+def _container(svc: Service, injected_env: list[dict[str, Any]], credentials: Credentials | None) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": svc.name,
         "image": svc.image,
-        "env": merge_env(injected_env, env_list(svc.env)),
+        "env": merge_env(injected_env, env_list(svc.env, credentials)),
         "securityContext": container_security_context(),
         "ports": [{"containerPort": p.target_port or p.port} for p in svc.ports],
     }
@@ -106,7 +121,11 @@ def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> di
 
 
 def image_service_objects(
-    svc: Service, env: EnvRef, injected_env: list[dict[str, Any]], placement: PodPlacement = NO_PLACEMENT
+    svc: Service,
+    env: EnvRef,
+    injected_env: list[dict[str, Any]],
+    placement: PodPlacement = NO_PLACEMENT,
+    credentials: Credentials | None = None,
 ) -> list[dict[str, Any]]:
     labels = component_labels(env, svc.name, "service")
     deployment = {
@@ -122,7 +141,7 @@ def image_service_objects(
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(),
-                    "containers": [_container(svc, injected_env)],
+                    "containers": [_container(svc, injected_env, credentials)],
                 }, placement),
             },
         },
@@ -133,11 +152,15 @@ def image_service_objects(
     return objects
 
 
-def _override_container(container: dict[str, Any], svc: Service, injected_env: list[dict[str, Any]]) -> None:
+def _override_container(
+    container: dict[str, Any], svc: Service, injected_env: list[dict[str, Any]], credentials: Credentials | None
+) -> None:
     _apply_overrides(container, svc)
     # The spec's env wins; then what points at this environment's datastores
     # and stubs; the copied config (which may point at staging's) comes last.
-    container["env"] = merge_env(merge_env(container.get("env", []), injected_env), env_list(svc.env))
+    container["env"] = merge_env(
+        merge_env(container.get("env", []), injected_env), env_list(svc.env, credentials)
+    )
 
 
 def _harden(pod_spec: dict[str, Any]) -> None:
@@ -158,10 +181,15 @@ def copied_service_objects(
     env: EnvRef,
     injected_env: list[dict[str, Any]],
     placement: PodPlacement = NO_PLACEMENT,
+    credentials: Credentials | None = None,
+    notes: list[str] | None = None,
+    own_secrets: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The source Deployment re-homed in the environment: cluster-set fields,
     status and owner references stripped; image, command and env overridden;
-    our labels added so the copy's pods are found like any other component."""
+    our labels added so the copy's pods are found like any other component.
+    The ConfigMaps and (allowed, already checked) Secrets it references come
+    first; what was changed on purpose is appended to notes."""
     labels = component_labels(env, svc.name, "service")
     src = copy.deepcopy(source.deployment)
     spec = src.get("spec", {})
@@ -170,14 +198,22 @@ def copied_service_objects(
     template_meta.pop("creationTimestamp", None)
     template_meta["labels"] = {**(template_meta.get("labels") or {}), **labels}
     pod_spec = template.setdefault("spec", {})
+    # The source's ServiceAccount lives in the source namespace (and would
+    # carry its rights): dropped, with its token, by bring_along.
+    brought, brought_notes = bring_along(
+        pod_spec, env, source.config_maps, source.secrets, frozenset(placement.image_pull_secrets), own_secrets
+    )
+    if notes is not None:
+        notes.extend(brought_notes)
+    if brought:
+        template_meta["annotations"] = {**(template_meta.get("annotations") or {}),
+                                        ANNOTATION_CONFIG_HASH: config_hash(brought)}
     containers = pod_spec.get("containers") or []
     if containers:
         # The first container is the service; sidecars keep their own config.
-        _override_container(containers[0], svc, injected_env)
+        _override_container(containers[0], svc, injected_env, credentials)
     _harden(pod_spec)
     pod_spec.setdefault("automountServiceAccountToken", False)
-    pod_spec.pop("serviceAccountName", None)  # that account lives in the source namespace
-    pod_spec.pop("serviceAccount", None)
     pod_spec.pop("nodeName", None)
     place_copy(pod_spec, placement)
     selector = spec.setdefault("selector", {})
@@ -189,7 +225,7 @@ def copied_service_objects(
         "metadata": _clean_metadata(src.get("metadata", {}), env, svc.name, labels),
         "spec": spec,
     }
-    objects = [deployment]
+    objects = [*brought, deployment]
     for source_service in source.services:
         source_spec = copy.deepcopy(source_service.get("spec", {}))
         service_spec = {k: v for k, v in source_spec.items() if k not in _CLUSTER_SET_SERVICE_SPEC}

@@ -5,13 +5,14 @@ and logs of a suite, and API failures turned into errors that say what to do.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import urllib3
 from kubernetes import client, config, watch
@@ -117,6 +118,14 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class JobPod:
+    """A pod of a suite's Job: what `testenv logs` needs to find and label its log."""
+
+    name: str
+    annotations: dict[str, str]
+
+
 class Environments:
     """TestEnvironments and their pods, through the API, with errors for people."""
 
@@ -184,9 +193,10 @@ class Environments:
     # -- TestEnvironments ----------------------------------------------------------
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call(f"read testenvironment {name}", namespace, self.custom.get_namespaced_custom_object,
-                          models.GROUP, models.VERSION, namespace, models.PLURAL, name,
-                          _request_timeout=REQUEST_TIMEOUT, missing=None)
+        found = self._call(f"read testenvironment {name}", namespace, self.custom.get_namespaced_custom_object,
+                           models.GROUP, models.VERSION, namespace, models.PLURAL, name,
+                           _request_timeout=REQUEST_TIMEOUT, missing=None)
+        return None if found is None else _json_object(found)
 
     def require(self, namespace: str, name: str) -> dict[str, Any]:
         found = self.get(namespace, name)
@@ -208,7 +218,9 @@ class Environments:
             _content_type="application/apply-patch+yaml", _request_timeout=REQUEST_TIMEOUT,
             _preload_content=False,
         )
-        return json.loads(response.data)
+        # The client types every custom-object answer as `object`; unread, it is urllib3's response.
+        loaded: dict[str, Any] = json.loads(cast(urllib3.BaseHTTPResponse, response).data)
+        return loaded
 
     def delete(self, namespace: str, name: str) -> bool:
         """False when it was already gone."""
@@ -226,7 +238,7 @@ class Environments:
             found = self._call("list testenvironments", namespace, self.custom.list_namespaced_custom_object,
                                models.GROUP, models.VERSION, namespace, models.PLURAL,
                                _request_timeout=REQUEST_TIMEOUT)
-        return list(found.get("items") or [])
+        return list(_json_object(found).get("items") or [])
 
     def watch(self, namespace: str, name: str, resource_version: str, deadline: float) -> Iterator[tuple[str, dict]]:
         """(event type, object) for each change of one TestEnvironment after
@@ -272,14 +284,25 @@ class Environments:
 
     # -- a suite's pods --------------------------------------------------------------
 
-    def job_pods(self, namespace: str, job: str) -> list[client.V1Pod]:
+    # `builtins.list`: inside this class, `list` is the method above.
+    def job_pods(self, namespace: str, job: str) -> builtins.list[JobPod]:
+        """The Job's pods, oldest first (by creation time, then name)."""
         pods = self._call(f"list the pods of Job {job}", namespace, self.core.list_namespaced_pod, namespace,
                           label_selector=f"job-name={job}", _request_timeout=REQUEST_TIMEOUT).items
-        return sorted(pods, key=lambda p: (str(p.metadata.creation_timestamp or ""), p.metadata.name))
+        metas = sorted((p.metadata or client.V1ObjectMeta() for p in pods),
+                       key=lambda m: (str(m.creation_timestamp or ""), m.name or ""))
+        return [JobPod(name=m.name or "", annotations=dict(m.annotations or {})) for m in metas]
 
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self._call(f"read the logs of pod {pod}", namespace, self.core.read_namespaced_pod_log, pod,
                           namespace, container=container, _request_timeout=REQUEST_TIMEOUT)
+
+
+def _json_object(found: object) -> dict[str, Any]:
+    """A custom-object answer, which the client types as `object`, as the JSON object it is."""
+    if not isinstance(found, dict):
+        raise CliError(f"the API server answered with {type(found).__name__}, not a JSON object")
+    return found
 
 
 def _api_message(exc: ApiException) -> str:

@@ -313,7 +313,7 @@ def logs(
     job = job_name(suite, state.run)
     pods = envs.job_pods(state.namespace, job)
     if shard is not None:
-        pods = [p for p in pods if (p.metadata.annotations or {}).get(SHARD_ANNOTATION, "0") == str(shard)]
+        pods = [p for p in pods if p.annotations.get(SHARD_ANNOTATION, "0") == str(shard)]
     if not pods:
         which = f" shard {shard}" if shard is not None else ""
         phase = next((t.phase for t in state.tests if t.name == suite), "unknown")
@@ -322,14 +322,14 @@ def logs(
     out, err = _console(), _console(stderr=True)
     shown = 0
     for pod in pods:
-        index = (pod.metadata.annotations or {}).get(SHARD_ANNOTATION)
+        index = pod.annotations.get(SHARD_ANNOTATION)
         if len(pods) > 1:
             label = f" (shard {index})" if index is not None else ""
-            out.print(f"==> {pod.metadata.name}{label} <==", markup=False)
+            out.print(f"==> {pod.name}{label} <==", markup=False)
         try:
-            text = envs.pod_log(state.namespace, pod.metadata.name, container="tests")
+            text = envs.pod_log(state.namespace, pod.name, container="tests")
         except CliError as exc:
-            err.print(f"{pod.metadata.name}: {exc.message}", markup=False, soft_wrap=True)
+            err.print(f"{pod.name}: {exc.message}", markup=False, soft_wrap=True)
             continue
         shown += 1
         out.print(text or "(no output)", markup=False, highlight=False, end="" if text.endswith("\n") else "\n",

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .. import models
 from ..validate import validate
@@ -68,7 +69,7 @@ def parse_manifest(text: str, source: str = "<manifest>") -> dict[str, Any]:
         raise ManifestError([f"{source}: not valid YAML ({exc})"]) from None
     if any(not isinstance(d, dict) for d in documents):
         raise ManifestError([f"{source}: every YAML document must be a mapping (an object)"])
-    found = [d for d in documents if d.get("kind") == models.KIND]
+    found: list[dict[str, Any]] = [d for d in documents if d.get("kind") == models.KIND]
     if not found:
         kinds = ", ".join(str(d.get("kind")) for d in documents) or "nothing"
         raise ManifestError([(f"{source}: no TestEnvironment in the file (found: {kinds}); "
@@ -171,11 +172,12 @@ def _item(items: list[Any], key: str, where: str, growable: bool) -> dict[str, A
     for item in items:
         if isinstance(item, dict) and item.get("name") == key:
             return item
-    if key.isdigit() and int(key) < len(items) and isinstance(items[int(key)], dict):
-        return items[int(key)]
+    if key.isdigit() and int(key) < len(items) and isinstance(indexed := items[int(key)], dict):
+        return indexed
     if growable:
-        items.append({"name": key})
-        return items[-1]
+        added: dict[str, Any] = {"name": key}
+        items.append(added)
+        return added
     names = ", ".join(str(i.get("name")) for i in items if isinstance(i, dict)) or "none"
     raise KeyError(f"{where} has no item named {key!r} (items: {names})")
 
@@ -250,7 +252,8 @@ def prepare(
 
 def _path(loc: tuple[Any, ...], body: dict[str, Any]) -> str:
     """('spec', 'tests', 0, 'image') -> spec.tests[0].image (the item's name when it has one)."""
-    out, node = "", body
+    out = ""
+    node: Any = body  # walks into lists, dicts, and None past the end
     for part in loc:
         if isinstance(part, int):
             item = node[part] if isinstance(node, list) and part < len(node) else None
@@ -263,7 +266,7 @@ def _path(loc: tuple[Any, ...], body: dict[str, Any]) -> str:
     return out
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown field (check its spelling and camelCase)"
