@@ -31,7 +31,7 @@ def operator(cluster: Cluster, crd: None, core: client.CoreV1Api, tmp_path_facto
         KUBECONFIG=cluster.kubeconfig,
         PYTHONPATH=str(ROOT / "operator"),
         TESTENV_COPY_ALLOWLIST=f'["{COPY_SOURCE_NAMESPACE}"]',
-        # Secrets of the copy source: only this one (tests/component/test_copies.py).
+        # Secrets of the copy source: only this one (tests/component/test_copying.py).
         TESTENV_COPY_SECRETS=f'{{"{COPY_SOURCE_NAMESPACE}": {{"names": ["{COPYABLE_SECRET}"]}}}}',
         TESTENV_METRICS_PORT=str(metrics_port),
         TESTENV_HEALTH_PORT=str(health_port),
