@@ -27,8 +27,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    started = start_or_reuse(tmp_path_factory.mktemp("testbed"))
+def cluster() -> Iterator[Cluster]:
+    started = start_or_reuse()
     try:
         yield started
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,14 +87,19 @@ class Cluster:
         return env
 
 
-def start_or_reuse(tmp_root: Path) -> Cluster:
-    """KUBECONFIG (a kind or real cluster, or `make cluster`) wins; else start our own."""
+def start_or_reuse() -> Cluster:
+    """KUBECONFIG (a kind or real cluster, or `make cluster`) wins; else start our own.
+
+    Its state lives in a short path of its own, not under pytest's tmp_path:
+    the kubelet's socket paths must fit in 108 bytes (node.sh allows a state
+    path of 59 characters), and /tmp/pytest-of-<user>/pytest-<n>/... grows
+    with every session on the machine."""
     if os.environ.get("KUBECONFIG"):
         return Cluster(os.environ["KUBECONFIG"], owned=False)
     local = ROOT / ".cluster" / "kubeconfig"
     if local.exists() and reachable(str(local)):
         return Cluster(str(local), owned=False)
-    state = tmp_root / f"testenv-pytest-{os.getpid()}"
+    state = Path(tempfile.gettempdir()) / f"testenv-pytest-{os.getpid()}"
     cluster = Cluster(str(state / "kubeconfig"), owned=True, state_dir=str(state))
     started = time.monotonic()
     result = subprocess.run(["bash", str(CLUSTER_SH), "up"], env=cluster._env(), capture_output=True, text=True)
