@@ -596,6 +596,11 @@ def test_a_crd_that_kubectl_manages_is_left_as_it_is(cluster: Cluster, helm_home
     suffix = uuid.uuid4().hex[:6]
     release, ns = f"crd-kept-{suffix}", f"t-crd-kept-{suffix}"
     name = "testenvironments.testenv.dev"
+    # The CRD as kubectl alone manages it: an earlier release on this cluster
+    # (the real-node chart test, whose CRD is kept on uninstall) may have left
+    # Helm's ownership on it.
+    kubectl(cluster, "annotate", "crd", name, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")
+    kubectl(cluster, "label", "crd", name, "app.kubernetes.io/managed-by-")
     kubectl(cluster, "create", "namespace", ns)
     try:
         installed = helm(cluster, helm_home, "install", release, str(CHART), "--namespace", ns)
