@@ -252,26 +252,14 @@ class Kube:
         return self._read_or_none(self.core.read_namespaced_secret, name, namespace)
 
     def read_pull_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A pull Secret of the operator's namespace (name, type and data only),
-        or None when there is none; read at most once per PULL_SECRET_TTL."""
+        """A pull Secret of the operator's namespace as read_secret reads it, or
+        None when there is none; read at most once per PULL_SECRET_TTL."""
         key, now = (namespace, name), time.monotonic()
         with self._lock:
             cached = self._pull_secrets.get(key)
         if cached is not None and now - cached[0] < PULL_SECRET_TTL:
             return cached[1]
-        try:
-            secret = self.api.sanitize_for_serialization(
-                self.core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-            )
-            found: dict[str, Any] | None = {
-                "metadata": {"name": name, "namespace": namespace},
-                "type": secret.get("type"),
-                "data": secret.get("data") or {},
-            }
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            found = None
+        found = self.read_secret(namespace, name)
         with self._lock:
             self._pull_secrets[key] = (now, found)
         return found

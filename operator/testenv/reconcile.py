@@ -286,7 +286,7 @@ def _pod_facts(
     for owner, (kind, name, message, since) in memory.rejected.items():
         # Nothing of the owner exists to tell more: its refusal is the reason.
         diagnoses[owner] = rejected_apply(kind, name, message, since=since, now=now, grace=grace)
-    live = {f"{d.pod}/{d.container}" for d in diagnoses.values()}
+    live = {log_key(d.pod, d.container or "") for d in diagnoses.values()}
     for key in [k for k in memory.logs if k not in live]:
         del memory.logs[key]
     ends = [end for d in diagnoses.values() if (end := grace_ends(d, grace)) is not None]

@@ -35,21 +35,19 @@ def direct(base_url: str) -> AdminRequest:
                 response.raise_for_status()
                 return response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise StubUnreachable(f"{base_url}: {exc.__class__.__name__}") from exc
+            raise StubUnreachable(exc.__class__.__name__) from exc
 
     return request
 
 
 def through_api_server(kube: Kube, namespace: str, service: str, port: int) -> AdminRequest:
-    where = f"the API server's proxy to service {namespace}/{service}:{port}"
-
     def request(method: str, path: str, body: dict[str, Any] | None) -> Any:
         try:
             return kube.service_proxy(namespace, service, port, method, path, body, timeout=(5.0, TIMEOUT))
         except ApiException as exc:
-            raise StubUnreachable(f"{where}: {exc.status} {exc.reason}") from exc
+            raise StubUnreachable(f"{exc.status} {exc.reason}") from exc
         except (Urllib3Error, ValueError) as exc:
-            raise StubUnreachable(f"{where}: {exc.__class__.__name__}") from exc
+            raise StubUnreachable(exc.__class__.__name__) from exc
 
     return request
 

@@ -16,7 +16,8 @@ MAX_JOURNAL_MESSAGE = 1500
 
 
 class StubUnreachable(Exception):
-    """The stub's admin API did not answer (not ready yet, gone, or no route to it)."""
+    """The stub's admin API did not answer (not ready yet, gone, or no route to
+    it); the message is the cause, the caller names the place."""
 
 
 # (method, path, JSON body or None) -> the admin API's JSON answer; raises
