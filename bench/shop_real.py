@@ -60,6 +60,7 @@ def operator_env(images: dict[str, str], metrics: int, health: int) -> dict[str,
         "TESTENV_ENGINE_IMAGES": json.dumps({e: images[f"TESTBED_IMAGE_{e.upper()}"]
                                              for e in ("postgres", "mysql", "redis")}),
         "TESTENV_WIREMOCK_IMAGE": images["TESTBED_IMAGE_WIREMOCK"],
+        "TESTENV_COLLECTOR_IMAGE": images["TESTBED_IMAGE_COLLECTOR"],
         "TESTENV_POD_NODE_SELECTOR": json.dumps({"testenv.dev/node": "real"}),
         "TESTENV_POD_TOLERATIONS": json.dumps(
             [{"key": "testenv.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]),
@@ -181,6 +182,7 @@ def main() -> None:
     env = operator_env(images, free_port(), health := free_port())
     settings = Settings.model_validate({
         "engine_images": json.loads(env["TESTENV_ENGINE_IMAGES"]), "wiremock_image": env["TESTENV_WIREMOCK_IMAGE"],
+        "collector_image": env["TESTENV_COLLECTOR_IMAGE"],
         "pod_node_selector": json.loads(env["TESTENV_POD_NODE_SELECTOR"]),
         "pod_tolerations": json.loads(env["TESTENV_POD_TOLERATIONS"]),
     })

@@ -39,6 +39,7 @@ echo "demo: starting the operator on this machine (log: $state/operator.log)"
 # engine and WireMock images the test bed built.
 TESTENV_ENGINE_IMAGES="{\"postgres\":\"$TESTBED_IMAGE_POSTGRES\",\"mysql\":\"$TESTBED_IMAGE_MYSQL\",\"redis\":\"$TESTBED_IMAGE_REDIS\"}" \
   TESTENV_WIREMOCK_IMAGE="$TESTBED_IMAGE_WIREMOCK" \
+  TESTENV_COLLECTOR_IMAGE="${TESTBED_IMAGE_COLLECTOR:?the test bed did not build the operator image (hack/testbed/images.sh operator)}" \
   TESTENV_POD_NODE_SELECTOR='{"testenv.dev/node":"real"}' \
   TESTENV_POD_TOLERATIONS='[{"key":"testenv.dev/real-node","operator":"Exists","effect":"NoSchedule"}]' \
   TESTENV_METRICS_PORT=$metrics_port TESTENV_HEALTH_PORT=$health_port TESTENV_HEALTH_HOST=127.0.0.1 \

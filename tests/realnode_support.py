@@ -42,6 +42,7 @@ def host_operator(cluster: Cluster, images: dict[str, str], log_path: Path, **se
         "TESTENV_ENGINE_IMAGES": json.dumps({"postgres": images["postgres"], "mysql": images["mysql"],
                                              "redis": images["redis"], "mongodb": "mongo:7"}),
         "TESTENV_WIREMOCK_IMAGE": images["wiremock"],
+        "TESTENV_COLLECTOR_IMAGE": images["collector"],
         "TESTENV_POD_NODE_SELECTOR": json.dumps(dict(PLACEMENT.node_selector)),
         "TESTENV_POD_TOLERATIONS": json.dumps([t.wire() for t in PLACEMENT.tolerations]),
         "TESTENV_ORPHAN_SWEEP_DRY_RUN": "true",

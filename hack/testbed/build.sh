@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the test bed's binaries from pinned Go modules into .cache/testbed/bin.
-# No release downloads: only the Go module proxy. Three parts, each rebuilt
+# No release downloads: only the Go module proxy. Four parts, each rebuilt
 # only when its pins (versions.env) or its own recipe below change:
 #   control plane and node  kube-apiserver, kube-controller-manager,
 #                           kube-scheduler, kubectl, kubelet, kube-proxy, etcd,
 #                           kwok, kwokctl, helm (one module, one build cache)
 #   coredns                 cluster DNS (its own module: a newer client-go)
 #   kube-router             NetworkPolicy enforcement (its own module)
+#   seaweedfs               `weed`, the S3 server of the results store's tests (its own module)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -115,6 +116,17 @@ kube_router() {
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 }
 
+seaweedfs() {
+  # Upstream's go.mod swaps the deleted tyler-smith/go-bip39 for its fork;
+  # a dependency's replace lines do not apply here, so ours repeats it.
+  printf 'module testenv.dev/testbed-seaweedfs\n\ngo 1.26\n\nreplace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0\n' > go.mod
+  go get "github.com/seaweedfs/seaweedfs/weed@$SEAWEEDFS_VERSION" 2>&1 | grep -v '^go: downloading' || true
+  local commit="${SEAWEEDFS_VERSION##*-}"
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT=${commit:0:12}" \
+    -o "$bin/weed" github.com/seaweedfs/seaweedfs/weed
+}
+
 part controlplane controlplane "$KUBERNETES_VERSION" "$KUBERNETES_STAGING_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION"
 part coredns coredns "$COREDNS_VERSION"
 part kube-router kube_router "$KUBE_ROUTER_VERSION"
+part seaweedfs seaweedfs "$SEAWEEDFS_VERSION"

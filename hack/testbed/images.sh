@@ -348,6 +348,10 @@ declare -A ALL=([debian]="testenv/debian:$DEBIAN_SUITE" [pause]="testenv/pause:3
     ref="${ALL[$n]}"
     if digest "${ref%:*}" "${ref##*:}" >/dev/null; then echo "TESTBED_IMAGE_${VAR[$n]}=$reg/$ref"; fi
   done
+  # The results collector runs from the operator's image; pinned by digest,
+  # so a node never runs a stale copy of a rebuilt tag.
+  ref="${ALL[operator]}"
+  if d="$(digest "${ref%:*}" "${ref##*:}")"; then echo "TESTBED_IMAGE_COLLECTOR=$reg/${ref%:*}@$d"; fi
 } > "$state/images.env.tmp"
 mv "$state/images.env.tmp" "$state/images.env"
 bah rmi --prune >/dev/null 2>&1 || true

@@ -27,6 +27,8 @@ from .orphans import environment_namespace, find_orphans, why
 from .peering import outranked
 from .plan import was_collected
 from .reconcile import Memory, reconcile
+from .results import Owner
+from .resultstore import ResultsStore, bodies_for
 from .settings import get_settings
 from .wakeups import Wakeups
 
@@ -60,6 +62,13 @@ def _kube() -> Kube:
     if "kube" not in _state:
         _state["kube"] = Kube(load_client(), get_settings().field_manager)
     return _state["kube"]
+
+
+def _store() -> ResultsStore:
+    if "store" not in _state:
+        settings = get_settings()
+        _state["store"] = ResultsStore(_kube(), bodies_for(settings, _kube()), settings.results_keep_runs)
+    return _state["store"]
 
 
 @kopf.on.startup()
@@ -308,7 +317,8 @@ async def run_environment(
             everyone = _index_values(_index(kwargs, environments_by_uid))
             admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
             try:
-                delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission)
+                delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission,
+                                                _store())
                 failures = 0
             except Exception as exc:  # never crash-loop: report, back off, try again
                 failures += 1
@@ -359,5 +369,7 @@ async def collect_on_delete(
                 await asyncio.wait_for(wake.wait(), timeout=left)
             except TimeoutError:
                 pass
+    # ConfigMaps go with the resource they are owned by; objects in a bucket are ours to delete.
+    await asyncio.to_thread(_store().forget, Owner(namespace, name, uid))
     metrics.forget(uid)
     _wake_waiting(_index(kwargs, environments_by_uid))

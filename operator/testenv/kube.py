@@ -308,6 +308,38 @@ class Kube:
                 continue  # no previous instance (400), a fake (KWOK) or vanished pod
         return None
 
+    def read_log(
+        self, namespace: str, pod: str, container: str, *, tail_lines: int | None = None, previous: bool = False,
+    ) -> bytes:
+        """A container's log (its last tail_lines), as bytes; raises ApiException."""
+        response = self.core.read_namespaced_pod_log(
+            pod, namespace, container=container, tail_lines=tail_lines, previous=previous,
+            _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
+        )
+        return cast(_Unread, response).data
+
+    def upsert_config_map(self, body: dict[str, Any]) -> None:
+        """Create the ConfigMap, or merge its data, labels and annotations into
+        the one there: keys are only added or replaced, so writers of
+        different keys (a run's index entries) never undo each other."""
+        meta = body["metadata"]
+        try:
+            self.core.create_namespaced_config_map(meta["namespace"], cast(Any, body),
+                                                   _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            patch: dict[str, Any] = {
+                "metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
+            }
+            patch.update({k: body[k] for k in ("data", "binaryData") if k in body})
+            self.core.patch_namespaced_config_map(
+                meta["name"], meta["namespace"], patch, _request_timeout=REQUEST_TIMEOUT)
+
+    def delete_config_maps(self, namespace: str, selector: str) -> None:
+        self.core.delete_collection_namespaced_config_map(
+            namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
+
     def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
         try:
             return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=lines) or ""

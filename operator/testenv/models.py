@@ -7,11 +7,14 @@ CLI validates manifests with them before they reach the cluster.
 
 from __future__ import annotations
 
+import math
 import re
+import typing
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "testenv.dev"
@@ -53,13 +56,13 @@ QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkM
 
 
 def _quantity(value: int | str) -> int | str:
-    if isinstance(value, str) and not re.match(QUANTITY_PATTERN, value):
+    if isinstance(value, str) and not re.fullmatch(QUANTITY_PATTERN, value):  # `$` alone lets "1\n" through
         raise ValueError(f"{value!r} is not a Kubernetes quantity (like 500m, 2, 8Gi)")
     return value
 
 
 Quantity = Annotated[
-    int | str,
+    StrictInt | str,
     AfterValidator(_quantity),
     Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}),
 ]
@@ -83,19 +86,83 @@ class Model(BaseModel):
 
 # --- spec -----------------------------------------------------------------
 
+# What users write goes through the API server's JSON reading before its
+# schema is checked, so the models read it the same way (and the CLI refuses
+# what the API server refuses, no more, no less): a null field is an unset
+# one (pruned, also inside free-form values; list items stay); a number like
+# 2.0 is the integer 2, one beyond int64 no integer at all. Integers and
+# booleans are strict (StrictInt, StrictBool): "2" and true are not integers,
+# "true" and 1 not booleans, though pydantic's lax mode would take them.
+INT64_MIN, INT64_MAX, FLOAT_EXACT = -(2**63), 2**63 - 1, 2**53
 
-class Lifecycle(Model):
-    ttl_seconds_after_finished: int | None = Field(
+
+def _holds_models(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in typing.get_args(annotation))
+
+
+@cache
+def _fields_holding_models(model: type[BaseModel]) -> dict[str, bool]:
+    """Each field's names (Python and wire) -> whether it holds models (which read their own fields)."""
+    out: dict[str, bool] = {}
+    for name, info in model.model_fields.items():
+        out[name] = _holds_models(info.annotation)
+        if info.alias:
+            out[info.alias] = out[name]
+    return out
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= FLOAT_EXACT:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    return value
+
+
+class SpecModel(Model):
+    """A part of the spec, read as the API server reads it (see above)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_api_server_reads_it(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = _fields_holding_models(cls)
+        keeps_unknown = cls.model_config.get("extra") == "allow"
+        out = {}
+        for key, value in data.items():
+            if key not in fields and not keeps_unknown:
+                out[key] = value  # an unknown field is refused, null or not
+            elif value is not None:
+                out[key] = value if fields.get(key) else _without_nulls(_json_number(value))
+        return out
+
+
+class Lifecycle(SpecModel):
+    ttl_seconds_after_finished: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Delete the environment's namespace this long after the run Succeeded.",
     )
-    retain_on_failure_seconds: int | None = Field(
+    retain_on_failure_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Keep a Failed or TimedOut environment this long for debugging, then delete it.",
     )
-    active_deadline_seconds: int | None = Field(
+    active_deadline_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         description=(
@@ -103,7 +170,7 @@ class Lifecycle(Model):
             "A preview environment (no tests) that was Ready ends normally here (Succeeded)."
         ),
     )
-    failure_grace_seconds: int | None = Field(
+    failure_grace_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         description=(
@@ -114,14 +181,14 @@ class Lifecycle(Model):
     )
 
 
-class ResourceQuota(Model):
+class ResourceQuota(SpecModel):
     cpu: Quantity | None = Field(default=None, description="requests.cpu and limits.cpu of the namespace.")
     memory: Quantity | None = Field(default=None, description="requests.memory and limits.memory.")
     pods: Quantity | None = Field(default=None, description="The number of pods.")
 
 
-class Isolation(Model):
-    network_policy: bool = Field(
+class Isolation(SpecModel):
+    network_policy: StrictBool = Field(
         default=True, description="Deny ingress from other namespaces (the operator's own is allowed)."
     )
     resource_quota: ResourceQuota | None = Field(
@@ -136,7 +203,7 @@ class Engine(StrEnum):
     MONGODB = "mongodb"
 
 
-class Datastore(Model):
+class Datastore(SpecModel):
     name: ComponentName
     engine: Engine
     version: str | None = Field(
@@ -155,7 +222,7 @@ class Datastore(Model):
 # WireMock's mapping format. The fields we know are typed so that a typo in
 # them is rejected at admission; anything else WireMock understands passes
 # through untouched.
-class StubRequest(Model):
+class StubRequest(SpecModel):
     model_config = ConfigDict(extra="allow")
 
     method: str | None = Field(default=None, pattern=r"^(ANY|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|TRACE)$")
@@ -175,32 +242,32 @@ class Fault(StrEnum):
     RANDOM_DATA_THEN_CLOSE = "RANDOM_DATA_THEN_CLOSE"
 
 
-class StubResponse(Model):
+class StubResponse(SpecModel):
     model_config = ConfigDict(extra="allow")
 
-    status: int | None = Field(default=None, ge=100, le=599)
+    status: StrictInt | None = Field(default=None, ge=100, le=599)
     headers: dict[str, str] | None = None
     body: str | None = None
     json_body: Any = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
-    fixed_delay_milliseconds: int | None = Field(default=None, ge=0)
+    fixed_delay_milliseconds: StrictInt | None = Field(default=None, ge=0)
     fault: Fault | None = Field(default=None, description="Simulate a network fault instead of a response.")
 
 
-class StubMapping(Model):
+class StubMapping(SpecModel):
     model_config = ConfigDict(extra="allow")
 
     request: StubRequest
     response: StubResponse = Field(default_factory=StubResponse)
-    priority: int | None = Field(default=None, ge=1)
+    priority: StrictInt | None = Field(default=None, ge=1)
 
 
-class RequestCount(Model):
-    at_least: int | None = Field(default=None, ge=0)
-    at_most: int | None = Field(default=None, ge=0)
-    exactly: int | None = Field(default=None, ge=0)
+class RequestCount(SpecModel):
+    at_least: StrictInt | None = Field(default=None, ge=0)
+    at_most: StrictInt | None = Field(default=None, ge=0)
+    exactly: StrictInt | None = Field(default=None, ge=0)
 
 
-class StubVerification(Model):
+class StubVerification(SpecModel):
     request: StubRequest
     count: RequestCount = Field(
         default_factory=lambda: RequestCount(at_least=1),
@@ -208,22 +275,22 @@ class StubVerification(Model):
     )
 
 
-class Stub(Model):
+class Stub(SpecModel):
     name: ComponentName
-    port: int = Field(default=8080, ge=1, le=65535, description="The Service port the stub answers on.")
+    port: StrictInt = Field(default=8080, ge=1, le=65535, description="The Service port the stub answers on.")
     image: str | None = Field(default=None, description="The WireMock image; the operator's default when unset.")
     mappings: list[StubMapping] = Field(default_factory=list, max_length=500)
     verify: list[StubVerification] = Field(default_factory=list, max_length=100)
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
 
 
-class ServicePort(Model):
-    port: int = Field(ge=1, le=65535)
-    target_port: int | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
+class ServicePort(SpecModel):
+    port: StrictInt = Field(ge=1, le=65535)
+    target_port: StrictInt | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
     name: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=15)
 
 
-class SecretKeyRef(Model):
+class SecretKeyRef(SpecModel):
     """A key of a Secret that already exists in a namespace the operator's
     administrator allowed (config.copySecrets): only that key is copied into
     the environment, and the variable refers to the copy."""
@@ -233,11 +300,11 @@ class SecretKeyRef(Model):
     key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)]
 
 
-class EnvVarSource(Model):
+class EnvVarSource(SpecModel):
     secret_key_ref: SecretKeyRef
 
 
-class EnvVar(Model):
+class EnvVar(SpecModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -267,12 +334,12 @@ class EnvVar(Model):
         return self
 
 
-class CopyFrom(Model):
+class CopyFrom(SpecModel):
     namespace: NamespaceName
     deployment: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=253)]
 
 
-class Service(Model):
+class Service(SpecModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -293,7 +360,7 @@ class Service(Model):
     )
     command: list[str] | None = None
     args: list[str] | None = None
-    replicas: int = Field(default=1, ge=0, le=10)
+    replicas: StrictInt = Field(default=1, ge=0, le=10)
     ports: list[ServicePort] = Field(default_factory=list, max_length=16)
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
@@ -306,7 +373,7 @@ class Service(Model):
         return self
 
 
-class Seed(Model):
+class Seed(SpecModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -336,7 +403,7 @@ class Seed(Model):
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: StrictInt | None = Field(default=None, ge=1)
     pod_annotations: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -348,7 +415,7 @@ class Seed(Model):
         return self
 
 
-class TestSuite(Model):
+class TestSuite(SpecModel):
     __test__: ClassVar[bool] = False  # not a pytest class
 
     name: JobName
@@ -357,10 +424,10 @@ class TestSuite(Model):
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
-    shards: int = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
-    retries: int = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")
-    timeout_seconds: int | None = Field(default=None, ge=1, description="The Job's activeDeadlineSeconds.")
-    fail_fast: bool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
+    shards: StrictInt = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
+    retries: StrictInt = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")
+    timeout_seconds: StrictInt | None = Field(default=None, ge=1, description="The Job's activeDeadlineSeconds.")
+    fail_fast: StrictBool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
     pod_annotations: dict[str, str] = Field(default_factory=dict)
 
 
@@ -368,12 +435,14 @@ def _names_disjoint(a: str, b: str) -> str:
     return f"!has(self.{a}) || !has(self.{b}) || self.{a}.all(x, !self.{b}.exists(y, y.name == x.name))"
 
 
-class TestEnvironmentSpec(Model):
+class TestEnvironmentSpec(SpecModel):
     __test__: ClassVar[bool] = False
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": _names_disjoint(a, b), "message": f"a name is used in both {a} and {b}: {why}"}
+                # fieldPath: the API server's error then names spec.<b>, not just spec.
+                {"rule": _names_disjoint(a, b), "message": f"a name is used in both {a} and {b}: {why}",
+                 "fieldPath": f".{b}"}
                 for a, b, why in (
                     ("datastores", "stubs", "datastores, stubs and services share one namespace"),
                     ("datastores", "services", "datastores, stubs and services share one namespace"),
@@ -493,12 +562,32 @@ class Counts(Model):
         )
 
 
+class SuiteResults(Model):
+    """What was kept of a suite's (or seed's) last attempts: `testenv results` fetches it."""
+
+    attempts: int = 0
+    files: int = 0
+    reports: int = Field(default=0, description="JUnit files among the files; the counts come from them.")
+    bytes: int = 0
+    notes: list[str] = Field(default_factory=list, description="What was cut, skipped or could not be kept, and why.")
+
+
 class SuiteStatus(Counts, Provenance):
     name: str
     phase: JobPhase = JobPhase.PENDING
     duration_seconds: float | None = None
     failures: list[str] = Field(default_factory=list)
     message: str = ""
+    results: SuiteResults | None = None
+
+
+class RunResults(Model):
+    """Where this run's results are kept; they outlive the environment's namespace."""
+
+    index: str = Field(description="The ConfigMap, in this resource's namespace, that lists them.")
+    store: str = Field(description="Where the files are: configmap or s3.")
+    logs: int = Field(default=0, description="Log tails kept of containers that failed.")
+    expired: bool = Field(default=False, description="Deleted: resultsRetentionSeconds passed.")
 
 
 class ConditionStatus(StrEnum):
@@ -533,6 +622,7 @@ class TestEnvironmentStatus(Model):
     seeds: list[SeedStatus] = Field(default_factory=list)
     tests: list[SuiteStatus] = Field(default_factory=list)
     summary: Counts | None = None
+    results: RunResults | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
 

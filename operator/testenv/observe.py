@@ -12,7 +12,8 @@ from typing import Any
 from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN
 from .build.services import CopySource
 from .diagnose import Diagnosis, PodOwner, pod_owner
-from .models import Counts, JobPhase, SuiteStatus
+from .models import Counts, JobPhase, SuiteResults, SuiteStatus
+from .results import MAX_NOTES, AttemptResults
 
 SPEC_HASH = "testenv.dev/spec-hash"
 
@@ -44,7 +45,9 @@ class SuiteResult:
 
     counts: Counts
     failures: tuple[str, ...] = ()
-    reported: bool = False  # at least one pod wrote a summary
+    reported: bool = False  # at least one pod wrote a summary or a report
+    # What was kept of the last attempts (see results.py), for the status.
+    kept: SuiteResults | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Observed:
     # Secrets whose keys the spec borrows (env[].valueFrom), by (namespace, name); None: not found.
     credentials: Mapping[tuple[str, str], Mapping[str, Any] | None] = field(default_factory=dict)
     stub_checks: Mapping[str, SuiteStatus] = field(default_factory=dict)
+    # Log tails of failed containers this run kept in the results store.
+    logs_kept: int = 0
     # The configured pull Secrets as read in the operator's namespace; None: not found.
     pull_secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     # The environment's pods and the Warning Events of its namespace, slimmed.
@@ -143,13 +148,19 @@ def _summary(message: str | None) -> dict[str, Any] | None:
     return data
 
 
-def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> SuiteResult:
-    """Sum the JSON summaries in the pods' termination messages.
+def suite_result(
+    pods: Iterable[Mapping[str, Any]],
+    job_phase: JobPhase,
+    attempts: Mapping[str, AttemptResults] | None = None,
+) -> SuiteResult:
+    """Sum the real JUnit reports each shard's last attempt kept (`attempts`,
+    by pod name), else the JSON summary in its termination message.
 
     With retries a shard may have several pods; only the last attempt of each
     shard (by completion index) counts. Without any summary the Job's outcome
     counts as one passed or failed test.
     """
+    attempts = attempts or {}
     last_per_shard: dict[str, Mapping[str, Any]] = {}
     for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp") or ""):
         annotations = pod.get("metadata", {}).get("annotations") or {}
@@ -158,6 +169,12 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
     counts, reported = Counts(), False
     failures: list[str] = []
     for pod in last_per_shard.values():
+        kept = attempts.get(pod.get("metadata", {}).get("name", ""))
+        if kept is not None and kept.counts is not None:
+            reported = True
+            counts = counts + kept.counts
+            failures.extend(kept.failures)
+            continue
         summary = next(
             (
                 found
@@ -180,7 +197,23 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
         failures.extend(str(f) for f in summary.get("failures") or [])
     if not reported and counts == Counts():
         counts = Counts(passed=1) if job_phase == JobPhase.SUCCEEDED else Counts(failed=1)
-    return SuiteResult(counts=counts, failures=tuple(failures), reported=reported)
+    return SuiteResult(counts=counts, failures=tuple(failures), reported=reported,
+                       kept=suite_results(attempts.values()) if attempts else None)
+
+
+def suite_results(attempts: Iterable[AttemptResults]) -> SuiteResults:
+    """What the status says was kept of a suite's attempts."""
+    found = list(attempts)
+    notes = [f"{a.label}: {note}" if len(found) > 1 else note for a in found for note in a.notes]
+    if len(notes) > MAX_NOTES:
+        notes = notes[: MAX_NOTES - 1] + [f"... and {len(notes) - MAX_NOTES + 1} more notes"]
+    return SuiteResults(
+        attempts=len(found),
+        files=sum(len(a.files) for a in found),
+        reports=sum(len(a.reports) for a in found),
+        bytes=sum(a.bytes for a in found),
+        notes=notes,
+    )
 
 
 # --- pods and Events, slimmed for the indexes -------------------------------------
@@ -189,7 +222,7 @@ def suite_result(pods: Iterable[Mapping[str, Any]], job_phase: JobPhase) -> Suit
 # kept in memory for as long as they exist.
 _POD_META = ("name", "namespace", "labels", "creationTimestamp", "deletionTimestamp")
 _CONTAINER = ("name", "image", "env", "resources", "readinessProbe")
-_POD_STATUS = ("phase", "startTime", "conditions", "containerStatuses", "initContainerStatuses")
+_POD_STATUS = ("phase", "reason", "startTime", "conditions", "containerStatuses", "initContainerStatuses")
 # Warning Events that say why pods do not come up (kubelet, scheduler, controllers).
 DIAGNOSTIC_EVENTS = frozenset({"FailedCreate", "Unhealthy", "Failed", "FailedScheduling", "BackOff"})
 MAX_EVENT_MESSAGE = 4000

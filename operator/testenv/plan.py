@@ -33,6 +33,7 @@ from .models import (
     EnvVar,
     JobPhase,
     Phase,
+    RunResults,
     SeedStatus,
     Service,
     Stub,
@@ -42,6 +43,7 @@ from .models import (
 )
 from .observe import SPEC_HASH, JobObservation, Observed
 from .ordering import gating_seeds, seed_fills, seed_waits_for
+from .results import Owner, index_name
 from .settings import Settings
 from .validate import SpecError
 
@@ -72,6 +74,7 @@ class Plan:
     create: list[dict[str, Any]] = field(default_factory=list)  # create once, never overwrite (Secrets)
     delete: list[ObjectRef] = field(default_factory=list)
     collect_namespace: bool = False
+    forget_results: bool = False  # the run's results outlived results_retention_seconds
     read_results: list[str] = field(default_factory=list)  # finished test Jobs whose pods to read
     log_tails: list[str] = field(default_factory=list)  # newly failed Jobs whose last log lines to post
     verify_stubs: list[str] = field(default_factory=list)
@@ -126,6 +129,7 @@ class _Planner:
         self.observed = given.observed
         self.settings = given.settings
         self.placement = given.settings.pod_placement()
+        self.collector = given.settings.collector()
         self.plan = Plan(status=TestEnvironmentStatus())
         self.ready: dict[str, bool] = {}
         self.notes: dict[str, list[str]] = {}  # by copied service: what its copy changed or brought
@@ -142,7 +146,7 @@ class _Planner:
             status.run = prev.run + 1
             status.started_at = _ts(self.given.now)
             status.ready_at = status.finished_at = status.expires_at = None
-            status.seeds, status.tests, status.summary = [], [], None
+            status.seeds, status.tests, status.summary, status.results = [], [], None, None
             status.message = ""
         return status
 
@@ -389,7 +393,8 @@ class _Planner:
                     )
                     self.plan.apply.extend(
                         seed_build.seed_objects(
-                            seed, ds, self.env, image, run, self._injected_env(), self.placement, credentials
+                            seed, ds, self.env, image, run, self._injected_env(), self.placement, credentials,
+                            self.collector,
                         )
                     )
                     status.message = "starting"
@@ -429,7 +434,8 @@ class _Planner:
                     status.message = credentials
                 else:
                     self.plan.apply.append(
-                        job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement, credentials)
+                        job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement, credentials,
+                                            self.collector)
                     )
                     status.message = "starting"
             phases[name] = status.phase
@@ -453,10 +459,12 @@ class _Planner:
             status.passed, status.failed, status.skipped = (
                 result.counts.passed, result.counts.failed, result.counts.skipped)
             status.failures = list(result.failures)
+            status.results = result.kept
         elif known is not None and known.phase == seen.phase:
             # Counts read before a restart are kept on the status.
             status.passed, status.failed, status.skipped = known.passed, known.failed, known.skipped
             status.failures = list(known.failures)
+            status.results = known.results
             status.duration_seconds = known.duration_seconds or status.duration_seconds
         else:
             # The outcome is known (and trips failFast); the counts follow
@@ -548,6 +556,10 @@ class _Planner:
         finished_suites = [s for s in suites if s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
         status.summary = sum((Counts(passed=s.passed, failed=s.failed, skipped=s.skipped) for s in suites), Counts())
         status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
+        if status.results is None and (any(s.results for s in suites) or given.observed.logs_kept):
+            owner = Owner(self.env.namespace, self.env.name, self.env.uid)
+            status.results = RunResults(index=index_name(owner, status.run), store=given.settings.results_store,
+                                        logs=given.observed.logs_kept or 0)
         failed_suites = [s.name for s in suites if s.phase == JobPhase.FAILED]
         final_causes = self._pod_facts(status, same_run)
 
@@ -743,6 +755,12 @@ class _Planner:
             expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + after)
             self._wake_at(started + timedelta(seconds=lifecycle.active_deadline_seconds))
         status.expires_at = _ts(expires) if expires else None
+        if status.results and not status.results.expired and finished:
+            forget = finished + timedelta(seconds=settings.results_retention_seconds)
+            if now >= forget:
+                self.plan.forget_results, status.results.expired = True, True
+            else:
+                self._wake_at(forget)
         if expires and status.phase in FINISHED_PHASES:
             if now >= expires:
                 self.plan.collect_namespace = True

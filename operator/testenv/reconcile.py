@@ -28,6 +28,7 @@ from .diagnose import (
     rejected_apply,
     wants_log,
 )
+from .harvest import RunBudget, harvest_job, harvest_logs
 from .kube import Kube
 from .models import (
     FINISHED_PHASES,
@@ -40,6 +41,8 @@ from .models import (
 from .observe import Observed, SuiteResult, images, suite_result
 from .pacing import hold_status
 from .plan import Admission, PlanInput, plan
+from .results import Owner
+from .resultstore import ResultsStore
 from .settings import Settings
 from .stubaccess import admin_request
 from .stubverify import StubUnreachable, verify_stub
@@ -67,6 +70,15 @@ class Memory:
     logs: dict[str, tuple[float, bytes | None]] = field(default_factory=dict)
     # Objects the API server refused, by owner: (kind, name, message, first refusal).
     rejected: dict[PodOwner, tuple[str, str, str, datetime]] = field(default_factory=dict)
+    # Seed Jobs whose pods' results were kept; log tails kept, by run.
+    harvested: set[str] = field(default_factory=set)
+    logs_kept: dict[int, int] = field(default_factory=dict)
+    run_budget: RunBudget | None = None
+
+    def budget(self, settings: Settings) -> RunBudget:
+        if self.run_budget is None:
+            self.run_budget = RunBudget(settings.results_max_run_bytes)
+        return self.run_budget
 
 
 LOG_REREAD = 30.0
@@ -101,9 +113,10 @@ def reconcile(
     settings: Settings,
     memory: Memory,
     admission: Admission = Admission(),
+    store: ResultsStore | None = None,
 ) -> float | None:
     """Returns seconds until a time-driven change (a deadline, an expiry, a held
-    status write), if any."""
+    status write), if any. Without a store, results are counted, not kept."""
     meta = body["metadata"]
     name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
     env = EnvRef(
@@ -126,11 +139,15 @@ def reconcile(
         pull_secrets=_pull_secrets(settings, kube) if not errors else {},
         results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
         stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
+        logs_kept=memory.logs_kept.get(run, 0),
     )
+    owner = Owner(namespace, name, uid)
     now = _now()
     pods_wake = None
     if not errors and not (previous.phase in FINISHED_PHASES and previous.run == run):
         observed, pods_wake = _pod_facts(spec, run, observed, now, env.target_namespace, settings, kube, memory)
+        if store is not None:
+            _harvest_seeds(observed, run, env.target_namespace, kube, store, owner, memory, memory.budget(settings))
 
     def planned() -> Any:
         return plan(
@@ -153,7 +170,10 @@ def reconcile(
         # status (a finished suite without its counts) is ever written.
         for job_name in result.read_results:
             pods = kube.job_pods(env.target_namespace, job_name)
-            memory.results[job_name] = suite_result(pods, observed.jobs[job_name].phase)
+            seen = observed.jobs[job_name]
+            attempts = {} if store is None else harvest_job(
+                kube, store, memory.budget(settings), owner, run, seen, pods, env.target_namespace)
+            memory.results[job_name] = suite_result(pods, seen.phase, attempts)
         for stub_name in result.verify_stubs:
             memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, kube)
         observed = replace(
@@ -162,6 +182,16 @@ def reconcile(
             stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
         )
         result = planned()
+    if store is not None and result.status.phase in FINISHED_PHASES and run not in memory.logs_kept \
+            and previous.phase not in FINISHED_PHASES:
+        # The run just ended: keep what failed said, before its namespace goes.
+        memory.logs_kept[run] = harvest_logs(kube, store, owner, run, observed.pods, env.target_namespace)
+        store.prune(owner, run)
+        if memory.logs_kept[run]:
+            observed = replace(observed, logs_kept=memory.logs_kept[run])
+            result = planned()
+    if store is not None and result.forget_results:
+        store.forget(owner)
 
     refused = False
     # Created objects (Secrets: a datastore's, copied ones) go in as soon as
@@ -294,6 +324,20 @@ def _pod_facts(
     if ends:
         wake = max(0.0, (min(ends) - now.replace(tzinfo=UTC)).total_seconds()) + 0.5
     return replace(observed, diagnoses=diagnoses, images=images(observed.pods)), wake
+
+
+def _harvest_seeds(
+    observed: Observed, run: int, namespace: str, kube: Kube, store: ResultsStore, owner: Owner, memory: Memory,
+    budget: RunBudget,
+) -> None:
+    """Keep each finished seed's results once (a seed's counts are not
+    summed, so nothing waits for this)."""
+    for seen in observed.jobs.values():
+        if seen.kind != "seed" or seen.run != run or seen.phase == JobPhase.RUNNING or seen.name in memory.harvested:
+            continue
+        pods = kube.job_pods(namespace, seen.name)
+        harvest_job(kube, store, budget, owner, run, seen, pods, namespace)
+        memory.harvested.add(seen.name)
 
 
 def _copy_sources(

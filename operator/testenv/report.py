@@ -11,11 +11,16 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 # The kubelet keeps at most this many bytes of a container's termination message.
 TERMINATION_MESSAGE_LIMIT = 4096
 # One absurdly long test name must not crowd out all the others.
 MAX_FAILURE_NAME = 300
+
+# What became of one test case. An <error> (it could not run: a fixture, a
+# crash) is kept apart from a <failure> here, but both count as failed.
+Outcome = Literal["passed", "failed", "error", "skipped"]
 
 
 class ReportError(ValueError):
@@ -41,71 +46,108 @@ class Summary:
     def total(self) -> int:
         return self.passed + self.failed + self.skipped
 
+    def add(self, other: Summary) -> None:
+        """`self += other`, in place (a report can hold many thousand suites)."""
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.failures.extend(other.failures)
+
+    def count(self, outcome: Outcome, name: str) -> None:
+        """Count one case named `name` (listed when it failed or errored)."""
+        if outcome in ("failed", "error"):
+            self.failed += 1
+            self.failures.append(name)
+        elif outcome == "skipped":
+            self.skipped += 1
+        else:
+            self.passed += 1
+
 
 def _int(value: str | None) -> int:
     try:
         return max(0, int(float(value or 0)))
-    except ValueError:
+    except (ValueError, OverflowError):
         return 0
 
 
-def _suites(root: ET.Element) -> Iterator[ET.Element]:
-    """Every <testsuite>, however deeply nested (surefire and some jest setups nest them)."""
+def read_root(text: str | bytes, source: str = "<junit>") -> ET.Element:
+    """The root of one JUnit XML document: <testsuites> or a single <testsuite>.
+
+    Whatever the bytes are, the only error is a ReportError: expat refuses
+    entity bombs ("amplification factor"), an unknown declared encoding is a
+    LookupError and a lone surrogate in a str a ValueError.
+    """
+    try:
+        root = ET.fromstring(text)
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        raise ReportError(f"{source}: not well-formed XML ({exc})") from None
+    if root.tag not in ("testsuites", "testsuite"):
+        raise ReportError(f"{source}: the root element is <{root.tag}>, expected <testsuites> or <testsuite>")
+    return root
+
+
+def walk(root: ET.Element) -> Iterator[tuple[ET.Element, list[ET.Element]]]:
+    """Every <testsuite>, however deeply nested (surefire and some jest setups
+    nest them), in document order, with its own <testcase> children."""
     if root.tag == "testsuite":
-        yield root
+        yield root, root.findall("testcase")
     for suite in root.iter("testsuite"):
         if suite is not root:
-            yield suite
+            yield suite, suite.findall("testcase")
 
 
-def _case_name(case: ET.Element, suite: ET.Element) -> str:
-    # pytest and surefire put the module/class in classname; go-junit-report
-    # the package; jest-junit the describe block. Fall back to the suite.
-    owner = case.get("classname") or suite.get("name") or ""
-    name = case.get("name") or "(unnamed)"
+def case_outcome(case: ET.Element) -> Outcome:
+    # A case that failed and was then skipped (rare, but pytest can emit
+    # <error> for a teardown of a skipped test) counts as failed.
+    if case.find("failure") is not None:
+        return "failed"
+    if case.find("error") is not None:
+        return "error"
+    if case.find("skipped") is not None:
+        return "skipped"
+    # Includes surefire's <flakyFailure>/<rerunFailure>: passed on a rerun.
+    return "passed"
+
+
+def failure_name(owner: str, name: str) -> str:
+    """'owner::name', shortened to MAX_FAILURE_NAME characters."""
     full = f"{owner}::{name}" if owner else name
     if len(full) > MAX_FAILURE_NAME:
         full = full[: MAX_FAILURE_NAME - 1] + "…"
     return full
 
 
-def _suite_summary(suite: ET.Element) -> Summary:
-    cases = suite.findall("testcase")
-    if not cases:
-        # A suite reported by attributes only (some runners write empty
-        # suites, others only totals): trust the attributes.
-        if suite.find("testsuite") is not None:
-            return Summary()  # only a wrapper: its nested suites are counted on their own
-        failed = _int(suite.get("failures")) + _int(suite.get("errors"))
-        skipped = _int(suite.get("skipped") or suite.get("disabled"))
-        passed = max(0, _int(suite.get("tests")) - failed - skipped)
-        return Summary(passed=passed, failed=failed, skipped=skipped)
-    summary = Summary()
-    for case in cases:
-        # A case that failed and was then skipped (rare, but pytest can emit
-        # <error> for a teardown of a skipped test) counts as failed.
-        if case.find("failure") is not None or case.find("error") is not None:
-            summary.failed += 1
-            summary.failures.append(_case_name(case, suite))
-        elif case.find("skipped") is not None:
-            summary.skipped += 1
-        else:
-            # Includes surefire's <flakyFailure>/<rerunFailure>: passed on a rerun.
-            summary.passed += 1
-    return summary
+def case_owner(case: ET.Element, suite: ET.Element) -> str:
+    # pytest and surefire put the module/class in classname; go-junit-report
+    # the package; jest-junit the describe block. Fall back to the suite.
+    return case.get("classname") or suite.get("name") or ""
+
+
+def case_name(case: ET.Element) -> str:
+    return case.get("name") or "(unnamed)"
+
+
+def attribute_totals(suite: ET.Element) -> Summary:
+    """The counts of a suite without <testcase> children, from its attributes."""
+    if suite.find("testsuite") is not None:
+        return Summary()  # only a wrapper: its nested suites are counted on their own
+    # A suite reported by attributes only (some runners write empty suites,
+    # others only totals): trust the attributes.
+    failed = _int(suite.get("failures")) + _int(suite.get("errors"))
+    skipped = _int(suite.get("skipped") or suite.get("disabled"))
+    passed = max(0, _int(suite.get("tests")) - failed - skipped)
+    return Summary(passed=passed, failed=failed, skipped=skipped)
 
 
 def parse_junit(text: str | bytes, source: str = "<junit>") -> Summary:
     """Count one JUnit XML document: a <testsuites> root or a single <testsuite>."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise ReportError(f"{source}: not well-formed XML ({exc})") from None
-    if root.tag not in ("testsuites", "testsuite"):
-        raise ReportError(f"{source}: the root element is <{root.tag}>, expected <testsuites> or <testsuite>")
     total = Summary()
-    for suite in _suites(root):
-        total = total + _suite_summary(suite)
+    for suite, cases in walk(read_root(text, source)):
+        if not cases:
+            total.add(attribute_totals(suite))
+        for case in cases:
+            total.count(case_outcome(case), failure_name(case_owner(case, suite), case_name(case)))
     return total
 
 
@@ -113,7 +155,7 @@ def summarize(documents: Iterable[tuple[str, str | bytes]]) -> Summary:
     """Sum several (source, text) documents, e.g. one report per test runner."""
     total = Summary()
     for source, text in documents:
-        total = total + parse_junit(text, source)
+        total.add(parse_junit(text, source))
     return total
 
 

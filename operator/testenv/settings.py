@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .build.copies import SecretRule
 from .build.placement import PodPlacement, Toleration
+from .build.results import Collector
 from .models import Engine
 
 SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
@@ -73,6 +74,34 @@ class Settings(BaseSettings):
     orphan_sweep_interval_seconds: int = 300
     orphan_sweep_dry_run: bool = False
 
+    # Results: each seed and suite attempt's files (JUnit reports, artifacts)
+    # and the log tails of failed containers, kept after the namespace is gone.
+    # The collector is a sidecar from the operator's own image; empty: none
+    # (the termination-message summary alone).
+    collector_image: str = "ghcr.io/testenv-dev/testenv-operator:0.1.0"
+    # "configmap": ConfigMaps beside the TestEnvironment, deleted with it (no
+    # extra server); "s3": an S3-compatible bucket (results_s3_*).
+    results_store: Literal["configmap", "s3"] = "configmap"
+    results_s3_endpoint: str = ""
+    results_s3_bucket: str = ""
+    results_s3_region: str = "us-east-1"
+    results_s3_prefix: str = "testenv"
+    # A Secret in the operator's namespace with keys accessKeyId and
+    # secretAccessKey; the chart passes them in as the two settings below.
+    results_s3_credentials_secret: str = ""
+    results_s3_access_key_id: str = ""
+    results_s3_secret_access_key: str = Field(default="", repr=False)
+    # Caps: a file, a seed's or suite's attempt (compressed; it travels through
+    # the collector's log, which the kubelet rotates at 10 MiB), and all of a
+    # run. What is over a cap is cut, with a note on the suite's status.
+    results_max_file_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
+    results_max_attempt_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=7 * 1024 * 1024)
+    results_max_run_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Results live until the TestEnvironment is deleted or this passes; a
+    # re-run keeps the last results_keep_runs runs.
+    results_retention_seconds: int = Field(default=7 * 86400, ge=60)
+    results_keep_runs: int = Field(default=3, ge=1)
+
     # Concurrency: environments beyond these wait in phase Queued (0 = no limit).
     max_active_environments: int = 0
     max_active_per_namespace: int = 0
@@ -84,6 +113,11 @@ class Settings(BaseSettings):
 
     def pod_placement(self) -> PodPlacement:
         return PodPlacement.of(self.pod_node_selector, self.pod_tolerations, self.image_pull_secrets)
+
+    def collector(self) -> Collector | None:
+        if not self.collector_image:
+            return None
+        return Collector(self.collector_image, self.results_max_file_bytes, self.results_max_attempt_bytes)
 
 
 @lru_cache(maxsize=1)

@@ -9,14 +9,17 @@ re-run with one real failing test to Failed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
 import yaml
 from kubernetes import client
-from realnode_support import REAL_NODE
+from realnode_support import REAL_NODE, read_images
 from testbed_support import BIN, ROOT, Cluster, wait_for
 
 pytestmark = pytest.mark.realnode
@@ -45,8 +48,12 @@ def chart_operator(cluster: Cluster, apps: client.AppsV1Api, images: dict[str, s
                            env=cluster._env(), capture_output=True, text=True)
     assert built.returncode == 0, f"operator image build failed:\n{built.stdout}\n{built.stderr}"
     repository, tag = images["operator"].rsplit(":", 1)
+    # Pinned by digest: the operator and the results collector sidecar (its
+    # image too) run this build, never a node's stale copy of the tag.
+    fresh = read_images(cluster)
+    digest = fresh["collector"].rsplit("@", 1)[1]
     values = {
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "Always"},
+        "image": {"repository": repository, "tag": tag, "digest": digest, "pullPolicy": "IfNotPresent"},
         **PLACE,
         "config": {
             "engineImages": {"postgres": images["postgres"], "mysql": images["mysql"], "redis": images["redis"]},
@@ -67,7 +74,8 @@ def chart_operator(cluster: Cluster, apps: client.AppsV1Api, images: dict[str, s
         _helm(cluster, "uninstall", "testenv", "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
 
 
-def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, apps, images, chart_operator, api_client):
+def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, apps, images, chart_operator, api_client,
+                                                              tmp_path):
     operator_pods = core.list_namespaced_pod(
         RELEASE_NAMESPACE, label_selector="app.kubernetes.io/name=testenv-operator,app.kubernetes.io/instance=testenv")
     assert [p.spec.node_name for p in operator_pods.items] == [REAL_NODE]
@@ -97,8 +105,10 @@ def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, app
         # says it received nothing.
         shipping = next(s for s in env["spec"]["services"] if s["name"] == "shipping")
         shipping["env"] = [{"name": "EMAIL_ENABLED", "value": "false"}]
+        # Collected a moment after it fails: CI gets the real report afterwards.
         custom.patch_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop",
-                                              {"spec": {"services": env["spec"]["services"]}})
+                                              {"spec": {"services": env["spec"]["services"],
+                                                        "lifecycle": {"retainOnFailureSeconds": 5}}})
         status = _wait_finished(cluster, core, custom, namespace, run=2)
         assert status["phase"] == "Failed", json.dumps(status, indent=1)
         suites = {s["name"]: s for s in status["tests"]}
@@ -107,6 +117,22 @@ def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, app
         assert (suites["smoke"]["passed"], suites["smoke"]["failed"]) == (2, 1)
         assert suites["stubs/email-provider"]["message"] == (
             "1 of 1 verifications failed; the stub received no requests at all")
+
+        # The namespace is gone; the failing test's real assertion and stack
+        # trace reach the JUnit file CI gets, from the chart's default store.
+        wait_for(lambda: _namespace_gone(core, status["namespace"]), timeout=180, what="run 2's namespace collected")
+        junit = tmp_path / "shop.xml"
+        fetched = subprocess.run(
+            [sys.executable, "-m", "testenv.cli", "results", "shop", "-n", namespace, "--junit", str(junit)],
+            env={**os.environ, "KUBECONFIG": cluster.kubeconfig, "PYTHONPATH": str(ROOT / "operator")},
+            capture_output=True, text=True, timeout=300)
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        failing = next(c for c in ET.parse(junit).getroot().iter("testcase")
+                       if c.get("name") == "test_an_order_reserves_stock_charges_the_card_and_is_shipped_with_a_mail")
+        failure = failing.find("failure")
+        assert failure is not None and "notified" in failure.get("message", ""), ET.tostring(failing)
+        assert "test_order_saga.py:" in (failure.text or ""), failure.text
+        assert float(failing.get("time")) > 0
     finally:
         custom.delete_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop")
         wait_for(lambda: not _exists(custom, namespace), timeout=120, what="the environment's deletion", interval=0.5)
@@ -125,6 +151,14 @@ def _wait_finished(cluster: Cluster, core: client.CoreV1Api, custom: client.Cust
         return wait_for(finished, timeout=420, what=f"run {run} of the shop to finish", interval=1)
     except AssertionError:
         raise AssertionError(_diagnose(cluster, namespace)) from None
+
+
+def _namespace_gone(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except client.exceptions.ApiException as exc:
+        return exc.status == 404
+    return False
 
 
 def _exists(custom: client.CustomObjectsApi, namespace: str) -> bool:

@@ -1,5 +1,6 @@
 """Real servers for the server tests: WireMock standalone, fetched from Maven
-Central by hack/wiremock.sh and run as a local JVM on a loopback port."""
+Central by hack/wiremock.sh and run as a local JVM on a loopback port, and
+SeaweedFS's S3 gateway (tests/s3_support.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from s3_support import S3Server, start_s3
 from testbed_support import stop_process
 from testenv.build.common import EnvRef
 from testenv.build.stubs import HEALTH_PATH, stub_objects, wiremock_args
@@ -129,3 +131,13 @@ def run_wiremock(
     return run
 
 from datastore_servers import postgres_database, postgres_server, redis_db, redis_server  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS's S3 gateway for the session, stopped by its PID after it."""
+    server = start_s3(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.stop()

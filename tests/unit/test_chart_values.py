@@ -22,7 +22,13 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 
 # Settings the chart derives instead of taking from `config`.
-DERIVED = {"operator_namespace"}  # always the release namespace
+DERIVED = {
+    "operator_namespace",  # always the release namespace
+    "collector_image",  # always the operator's own image
+    # from the Secret resultsS3CredentialsSecret names
+    "results_s3_access_key_id",
+    "results_s3_secret_access_key",
+}
 
 
 def camel(snake: str) -> str:

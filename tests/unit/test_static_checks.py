@@ -70,7 +70,8 @@ def test_a_broken_contract_fails_with_its_name(tmp_path: Path) -> None:
     report = _flat(result.stdout)
     assert result.returncode != 0, _report(result)
     assert "Layers of the operator, as the README draws them BROKEN" in report, _report(result)
-    assert "Pure core imports no kopf, kubernetes, httpx, urllib3, prometheus_client BROKEN" in report, _report(result)
+    assert "Pure core imports no kopf, kubernetes, httpx, urllib3, prometheus_client, boto3 BROKEN" in report, \
+        _report(result)
     assert "testenv.models -> testenv.plan" in report and "testenv.plan -> kubernetes" in report, _report(result)
     assert f"Contracts: {len(_contract_names()) - 2} kept, 2 broken." in report, _report(result)
 

@@ -16,6 +16,7 @@ from .common import (
     pod_security_context,
 )
 from .placement import NO_PLACEMENT, PodPlacement, place
+from .results import Collector, with_results
 
 LABEL_SUITE = "testenv.dev/suite"
 
@@ -31,6 +32,7 @@ def suite_job(
     injected_env: list[dict[str, Any]],
     placement: PodPlacement = NO_PLACEMENT,
     credentials: Mapping[tuple[str, str, str], str] | None = None,
+    collector: Collector | None = None,
 ) -> dict[str, Any]:
     labels = component_labels(env, suite.name, "test") | {LABEL_RUN: str(run), LABEL_SUITE: suite.name}
     shard_index: dict[str, Any] = {"name": "TESTENV_SHARD_INDEX", "value": "0"}
@@ -65,13 +67,13 @@ def suite_job(
         "parallelism": suite.shards,
         "template": {
             "metadata": {"labels": labels, "annotations": dict(suite.pod_annotations)},
-            "spec": place({
+            "spec": place(with_results({
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": pod_security_context(),
                 "containers": [container],
-            }, placement),
+            }, collector), placement),
         },
     }
     if suite.shards > 1:

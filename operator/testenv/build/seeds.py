@@ -20,6 +20,7 @@ from .common import (
 )
 from .datastores import ENGINE_UID, secret_env
 from .placement import NO_PLACEMENT, PodPlacement, place
+from .results import Collector, with_results
 
 SCRIPT_DIR = "/seed"
 SCRIPT_PATH = f"{SCRIPT_DIR}/script"
@@ -115,6 +116,7 @@ def seed_objects(
     injected_env: list[dict[str, Any]],
     placement: PodPlacement = NO_PLACEMENT,
     credentials: Mapping[tuple[str, str, str], str] | None = None,
+    collector: Collector | None = None,
 ) -> list[dict[str, Any]]:
     """The seed's Job for this run (and its script's ConfigMap for a `sql` seed).
 
@@ -171,7 +173,7 @@ def seed_objects(
         "backoffLimit": 0,
         "template": {
             "metadata": {"labels": labels, "annotations": dict(seed.pod_annotations)},
-            "spec": place({
+            "spec": place(with_results({
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
                 # The env is what the spec and the datastores give, nothing else.
@@ -179,7 +181,7 @@ def seed_objects(
                 "securityContext": pod_security_context(run_as),
                 "containers": [container],
                 **pod,
-            }, placement),
+            }, collector), placement),
         },
     }
     if seed.timeout_seconds is not None:

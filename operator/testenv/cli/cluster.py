@@ -5,6 +5,7 @@ and logs of a suite, and API failures turned into errors that say what to do.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 import os
@@ -12,14 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
+import httpx
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from .. import models
+from ..build.common import LABEL_ENV_UID, LABEL_RUN
+from ..results import CHUNKS_ANNOTATION, INDEX_LABEL, body_names
 
 FIELD_MANAGER = "testenv-cli"
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -208,18 +212,32 @@ class Environments:
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply; the object as stored (its generation and resourceVersion)."""
         meta = body["metadata"]
-        # Raw content: the generated client only knows the 200 of an update,
-        # and returns nothing for the 201 of a create.
-        response = self._call(
-            f"apply testenvironment {meta['name']}", meta["namespace"],
-            self.custom.patch_namespaced_custom_object,
-            models.GROUP, models.VERSION, meta["namespace"], models.PLURAL, meta["name"], body,
-            field_manager=FIELD_MANAGER, force=True, field_validation="Strict",
-            _content_type="application/apply-patch+yaml", _request_timeout=REQUEST_TIMEOUT,
-            _preload_content=False,
+        # The body is serialised here, as UTF-8 JSON: the generated client's
+        # json.dumps writes a character beyond the BMP (an emoji in an env
+        # value) as a surrogate-pair escape, which the API server's YAML
+        # reader of an apply patch refuses. The client's methods take no
+        # serialised body, so the request is made with its lower layer.
+        method, url, headers, payload, _ = self.custom.api_client.param_serialize(
+            method="PATCH",
+            resource_path="/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+            path_params={"group": models.GROUP, "version": models.VERSION, "namespace": meta["namespace"],
+                         "plural": models.PLURAL, "name": meta["name"]},
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", True), ("fieldValidation", "Strict")],
+            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+            body=json.dumps(body, ensure_ascii=False).encode(),
+            auth_settings=["BearerToken"],
         )
-        # The client types every custom-object answer as `object`; unread, it is urllib3's response.
-        loaded: dict[str, Any] = json.loads(cast(urllib3.BaseHTTPResponse, response).data)
+        stored = self._call(f"apply testenvironment {meta['name']}", meta["namespace"], self._send,
+                            method, url, headers, payload)
+        return stored
+
+    def _send(self, method: str, url: str, headers: dict[str, str], payload: bytes) -> dict[str, Any]:
+        response = self.custom.api_client.call_api(method, url, header_params=headers, body=payload,
+                                                   _request_timeout=REQUEST_TIMEOUT)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
+        loaded: dict[str, Any] = json.loads(data)
         return loaded
 
     def delete(self, namespace: str, name: str) -> bool:
@@ -296,6 +314,54 @@ class Environments:
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self._call(f"read the logs of pod {pod}", namespace, self.core.read_namespaced_pod_log, pod,
                           namespace, container=container, _request_timeout=REQUEST_TIMEOUT)
+
+
+    # -- kept results ------------------------------------------------------------------
+
+    def results_index(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A run's results index (a ConfigMap's data), or None when there is none."""
+        found = self._call(f"read the results index {name} (a ConfigMap)", namespace,
+                           self.core.read_namespaced_config_map, name, namespace,
+                           _request_timeout=REQUEST_TIMEOUT, missing=None)
+        return None if found is None else dict(found.data or {})
+
+    def results_runs(self, namespace: str, uid: str) -> builtins.list[int]:
+        """The runs of the TestEnvironment with this uid whose results are kept."""
+        found = self._call("list the results indexes (ConfigMaps)", namespace, self.core.list_namespaced_config_map,
+                           namespace, label_selector=f"{LABEL_ENV_UID}={uid},{INDEX_LABEL}=index",
+                           _request_timeout=REQUEST_TIMEOUT)
+        runs = [(m.metadata.labels or {}).get(LABEL_RUN, "") for m in found.items if m.metadata]
+        return sorted(int(r) for r in runs if r.isdigit())
+
+    def results_body(self, namespace: str, key: str) -> bytes | None:
+        """A body kept in ConfigMaps, joined from its chunks; None when gone."""
+        first = self._call("read kept results (ConfigMaps)", namespace, self.core.read_namespaced_config_map,
+                           body_names(key, 1)[0], namespace, _request_timeout=REQUEST_TIMEOUT, missing=None)
+        if first is None:
+            return None
+        count = int(((first.metadata and first.metadata.annotations) or {}).get(CHUNKS_ANNOTATION, "1"))
+        parts = [first]
+        for name in body_names(key, count)[1:]:
+            found = self._call("read kept results (ConfigMaps)", namespace, self.core.read_namespaced_config_map,
+                               name, namespace, _request_timeout=REQUEST_TIMEOUT, missing=None)
+            if found is None:
+                return None
+            parts.append(found)
+        return b"".join(base64.b64decode((p.binary_data or {}).get("data", "")) for p in parts)
+
+
+def fetch_url(url: str) -> bytes:
+    """A body kept in an S3 bucket, by the presigned URL its index gives."""
+    try:
+        response = httpx.get(url, timeout=60.0)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot fetch kept results from the object store: {exc}") from None
+    if response.status_code == 403 and b"expired" in response.content.lower():
+        raise CliError("the link to these results has expired (object stores sign links for at most 7 days); "
+                       "fetch them from the bucket directly")
+    if response.status_code != 200:
+        raise CliError(f"the object store answered {response.status_code} for kept results")
+    return response.content
 
 
 def _json_object(found: object) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import JobPhase, Phase, TestEnvironmentStatus
+from ..results import RunIndex
 
 COUNTED = (JobPhase.SUCCEEDED, JobPhase.FAILED)  # suites whose counts are final
 PHASE_STYLE = {
@@ -357,3 +358,27 @@ class LiveProgress:
     def update(self, status: TestEnvironmentStatus) -> None:
         self.status, self.note = status, ""
         self.live.refresh()
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def results_table(index: RunIndex) -> Table:
+    """`testenv results`: each kept attempt of a seed or suite, and the log tails."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+    for column in ("KIND", "NAME", "SHARD", "ATTEMPT", "POD PHASE", "PASSED", "FAILED", "SKIPPED", "FILES", "KEPT"):
+        table.add_column(column, justify="right" if column in ("SHARD", "ATTEMPT", "PASSED", "FAILED", "SKIPPED",
+                                                               "FILES", "KEPT") else "left")
+    for a in index.attempts:
+        counts = [str(a.counts.passed), str(a.counts.failed), str(a.counts.skipped)] if a.counts else ["-"] * 3
+        table.add_row("suite" if a.kind == "test" else a.kind, a.component, str(a.shard), str(a.attempt),
+                      _phase(a.phase), *counts, str(len(a.files)), _size(a.bytes) if a.key else "-")
+    return table
+
+
+def results_notes(index: RunIndex) -> list[str]:
+    lines = [f"  {a.component} ({a.label}): {note}" for a in index.attempts for note in a.notes]
+    lines += [f"  log of {t.pod}/{t.container} ({t.reason}): " + (_size(t.bytes) if t.key else "not kept")
+              for t in index.logs]
+    return lines

@@ -23,9 +23,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..build.jobs import job_name
-from ..junit import junit_xml
+from ..junit import merged_junit_xml
+from ..models import TestEnvironmentStatus
 from ..report import ReportError, summarize, termination_message
-from . import display
+from ..results import Owner, suites_of
+from . import display, fetch
 from .cluster import CliError, Environments, connect
 from .follow import Outcome, follow, read_status
 from .manifest import ManifestError, check, load_manifest, prepare
@@ -162,10 +164,34 @@ def up(
                     f"-n {meta['namespace']}`, or remove it with `testenv down {meta['name']} -n {meta['namespace']}`.",
                     EXIT_INTERRUPTED) from None
 
-    raise typer.Exit(_report_outcome(out, meta, outcome, timeout, junit))
+    raise typer.Exit(_report_outcome(out, envs, {**meta, "uid": applied["metadata"].get("uid", "")}, outcome,
+                                     timeout, junit))
 
 
-def _report_outcome(out: Console, meta: dict[str, Any], outcome: Outcome, timeout: str, junit: Path | None) -> int:
+def _kept_reports(envs: Environments, owner: Owner, status: TestEnvironmentStatus) -> dict[str, list[tuple[str, bytes]]]:
+    """The run's real JUnit reports by suite; none (with a note) when they cannot be had."""
+    if status.results is None or status.results.expired:
+        return {}
+    try:
+        index = fetch.kept_run(envs, owner, status.run)
+        return fetch.suite_reports(envs, index) if index is not None else {}
+    except CliError as exc:
+        _console(stderr=True).print(f"the run's reports could not be fetched, so the JUnit file has the "
+                                    f"counts only: {exc.message}", markup=False)
+        return {}
+
+
+def _write_junit(junit: Path, name: str, status: TestEnvironmentStatus,
+                 reports: dict[str, list[tuple[str, bytes]]], problem: str | None) -> None:
+    """The real reports merged; the status's counts for suites without one."""
+    try:
+        junit.write_text(merged_junit_xml(name, status, reports, problem))
+    except OSError as exc:
+        raise CliError(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}") from None
+
+
+def _report_outcome(out: Console, envs: Environments, meta: dict[str, Any], outcome: Outcome, timeout: str,
+                    junit: Path | None) -> int:
     """The result table and summary, the JUnit file, and the exit code."""
     status = outcome.status
     problem = None
@@ -181,10 +207,8 @@ def _report_outcome(out: Console, meta: dict[str, Any], outcome: Outcome, timeou
         if failures := display.failure_lines(status):
             out.print("failures:\n" + "\n".join(failures), markup=False)
     if junit is not None:
-        try:
-            junit.write_text(junit_xml(meta["name"], status, problem))
-        except OSError as exc:
-            raise CliError(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}") from None
+        owner = Owner(meta["namespace"], meta["name"], meta.get("uid", ""))
+        _write_junit(junit, meta["name"], status, _kept_reports(envs, owner, status), problem)
         out.print(f"JUnit report: {junit}", markup=False)
     if problem:
         raise _fail(problem)
@@ -281,6 +305,58 @@ def list_(
         _console(stderr=True).print(f"no TestEnvironments in {where}", markup=False)
         return
     out.print(display.list_table(items, display.now_utc(), all_namespaces=ns is None))
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@app.command()
+@_handles_errors
+def results(
+    name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
+    namespace: Namespace = None,
+    run: Annotated[int | None, typer.Option("--run", help="Which run (default: the latest).",
+                                            show_default=False)] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write the run's real JUnit reports, merged, here.",
+                                               show_default=False)] = None,
+    artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Write every kept file and log tail "
+                                                   "under this directory.", show_default=False)] = None,
+    show_logs: Annotated[bool, typer.Option("--logs", help="Print the log tails of the containers that failed.")]
+    = False,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """What a run kept: reports, artifacts and failed containers' logs, also after its namespace is gone."""
+    envs = Environments(connect(kubeconfig, context))
+    ns = namespace or envs.connection.namespace
+    obj = envs.require(ns, name)
+    status = TestEnvironmentStatus.model_validate(obj.get("status") or {})
+    owner = Owner(ns, name, obj["metadata"]["uid"])
+    wanted = status.run if run is None else run
+    index = fetch.kept_run(envs, owner, wanted)
+    if index is None:
+        kept = envs.results_runs(ns, owner.uid)
+        where = f"runs with results: {', '.join(map(str, kept))}" if kept else "no run has results kept"
+        expired = " (they outlived the retention and were deleted)" if status.results and status.results.expired \
+            else ""
+        raise CliError(f"no results are kept for run {wanted} of {ns}/{name}{expired}; {where}")
+    out = _console()
+    out.print(display.results_table(index))
+    if notes := display.results_notes(index):
+        out.print("notes:\n" + "\n".join(notes), markup=False)
+    if junit is not None:
+        # An earlier run's suites are known from its reports only.
+        this_run = status if wanted == status.run else TestEnvironmentStatus(run=wanted, tests=suites_of(index))
+        _write_junit(junit, name, this_run, fetch.suite_reports(envs, index), None)
+        out.print(f"JUnit report: {junit}", markup=False)
+    if artifacts is not None:
+        written = list(fetch.write_artifacts(envs, index, artifacts))
+        out.print(f"{len(written)} files written under {artifacts}", markup=False)
+    if show_logs:
+        for tail, data in fetch.log_tails(envs, index):
+            out.print(f"==== {tail.pod}/{tail.container}: {tail.reason}", markup=False)
+            out.print(data.decode("utf-8", errors="replace") if data is not None else "(not kept)", markup=False,
+                      highlight=False)
 
 
 # --- logs -------------------------------------------------------------------------------

@@ -1,0 +1,141 @@
+"""Reading what a run leaves in its pods before the namespace goes: each
+finished seed or suite pod's collector archive, and the log tails of the
+containers that failed. Both go to the results store (resultstore.py).
+
+Nothing read here is trusted: the archive is unframed, checked and unpacked
+in memory (collect.py), and whatever is wrong becomes a note on the suite's
+status, never an exception out of a reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from .collect import COLLECTOR_CONTAINER, CollectError, unframe, unpack
+from .kube import Kube
+from .observe import JobObservation
+from .results import (
+    LOG_TAIL_BYTES,
+    AttemptResults,
+    LogTail,
+    Owner,
+    archive_key,
+    attempt_results,
+    log_key,
+    shard_and_attempt,
+)
+from .resultstore import ResultsStore
+
+# What unpacking may inflate one archive to (it is at most 7 MiB compressed).
+MAX_UNPACKED = 256 * 1024 * 1024
+# A log tail is the end of at most this many lines.
+LOG_LINES = 5000
+
+
+@dataclass
+class RunBudget:
+    """Bytes kept so far of one run, against its cap. Known to this process
+    only: after a restart a run may keep up to one cap more."""
+
+    limit: int
+    used: dict[int, int] = field(default_factory=dict)
+
+    def take(self, run: int, size: int) -> bool:
+        if self.used.get(run, 0) + size > self.limit:
+            return False
+        self.used[run] = self.used.get(run, 0) + size
+        return True
+
+
+def _human(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def _has_collector(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("name") == COLLECTOR_CONTAINER for c in (pod.get("spec") or {}).get("initContainers") or [])
+
+
+def _read_attempt(kube: Kube, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
+    """(archive, manifest, files, notes) of one pod's collector."""
+    try:
+        text = kube.read_log(namespace, pod, COLLECTOR_CONTAINER).decode("ascii", errors="replace")
+        archive = unframe(text)
+        manifest, files = unpack(archive, max_total_bytes=MAX_UNPACKED)
+    except ApiException as exc:
+        return None, None, {}, [f"the collector's log could not be read: {exc.status} {exc.reason}"]
+    except CollectError as exc:
+        return None, None, {}, [f"no results from the collector: {exc}"]
+    return archive, manifest, files, []
+
+
+def harvest_job(
+    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    job: JobObservation, pods: Iterable[Mapping[str, Any]], namespace: str,
+) -> dict[str, AttemptResults]:
+    """Each finished pod's attempt, kept and indexed, by pod name."""
+    pods = list(pods)
+    numbering = shard_and_attempt(pods)
+    kept: dict[str, AttemptResults] = {}
+    for pod in pods:
+        meta, phase = pod.get("metadata") or {}, (pod.get("status") or {}).get("phase", "")
+        if phase not in ("Succeeded", "Failed") or not _has_collector(pod):
+            continue
+        name = meta.get("name", "")
+        shard, attempt = numbering[name]
+        archive, manifest, files, notes = _read_attempt(kube, namespace, name)
+        if manifest is None:
+            found = AttemptResults(kind=job.kind, component=job.component, shard=shard, attempt=attempt,
+                                   pod=name, phase=phase, notes=notes)
+        else:
+            found = attempt_results(kind=job.kind, component=job.component, pod=name, phase=phase, shard=shard,
+                                    attempt=attempt, manifest=manifest, files=files)
+        if archive is not None and not budget.take(run, len(archive)):
+            found.notes.append(f"files not kept ({_human(len(archive))}): the run's results are over the "
+                               f"{_human(budget.limit)} cap; the counts are")
+            archive = None
+        key = archive_key(owner, run, job.kind, job.component, shard, attempt)
+        kept[name] = store.keep_attempt(owner, run, found, key, archive)
+    return kept
+
+
+def _failed_containers(pod: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
+    """(container, why, its previous instance) for each container of the pod that failed."""
+    status = pod.get("status") or {}
+    timed_out = status.get("reason") == "DeadlineExceeded"
+    for entry in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        name = entry.get("name", "")
+        if name == COLLECTOR_CONTAINER:
+            continue
+        ended = (entry.get("state") or {}).get("terminated") or {}
+        before = (entry.get("lastState") or {}).get("terminated") or {}
+        if ended and ended.get("exitCode", 0) != 0:
+            yield name, ended.get("reason") or f"exit code {ended.get('exitCode')}", False
+        elif before and (entry.get("restartCount") or 0) > 0:
+            yield name, f"restarted {entry['restartCount']} times, last {before.get('reason') or 'Error'}", True
+        elif timed_out:
+            yield name, "DeadlineExceeded", False
+
+
+def harvest_logs(
+    kube: Kube, store: ResultsStore, owner: Owner, run: int, pods: Iterable[Mapping[str, Any]], namespace: str,
+) -> int:
+    """Keep the last LOG_TAIL_BYTES of every failed container's log; how many were kept."""
+    count = 0
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "")
+        for container, why, previous in _failed_containers(pod):
+            try:
+                data = kube.read_log(namespace, name, container, tail_lines=LOG_LINES, previous=previous)
+            except ApiException:
+                continue  # a vanished pod, or a container that never started: its reason is on the status
+            tail = data[-LOG_TAIL_BYTES:]
+            if len(data) > LOG_TAIL_BYTES:
+                tail = f"[... the first {len(data) - LOG_TAIL_BYTES} bytes cut]\n".encode() + tail
+            entry = LogTail(pod=name, container=container, reason=why)
+            store.keep_log(owner, run, entry, log_key(owner, run, name, container), tail)
+            count += 1
+    return count

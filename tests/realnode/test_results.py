@@ -1,0 +1,245 @@
+"""Results that outlive the environment, for real: a suite on the real node
+writes a JUnit report with a failure and its stack trace, a binary artifact
+and some hostile files into $TESTENV_RESULTS_DIR with nothing of ours (a
+plain shell command); the collector sidecar (the operator's image, built by
+the test bed) hands them to the operator, which keeps them. After the
+environment's namespace is collected, `testenv results` gives back the
+report, the artifact byte for byte and the failed container's log tail."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from operator_support import Environments, OperatorProcess
+from realnode_support import host_operator
+from testbed_support import ROOT, Cluster, wait_for
+
+pytestmark = pytest.mark.realnode
+
+ARTIFACT = random.Random(7).randbytes(300_000)
+FAILURE_MESSAGE = "expected 402, got 201"
+STACK_LINE = 'File "checkout/test_pay.py", line 12, in test_declines'
+LOG_LINE = "checkout: the card service answered 201 to a card that must be declined"
+
+# A suite with nothing of ours: sh writes a JUnit report, an artifact and
+# files that must not be kept (a symlink out of the directory, a 2 GiB sparse
+# file, binary junk named .xml), logs a line and fails.
+CHECKOUT = textwrap.dedent(f"""\
+    set -e
+    d="$TESTENV_RESULTS_DIR"
+    mkdir -p "$d/reports" "$d/screens"
+    cat > "$d/reports/junit.xml" <<'EOF'
+    <?xml version="1.0" encoding="utf-8"?>
+    <testsuites><testsuite name="checkout" tests="2" failures="1">
+    <testcase classname="checkout.test_pay" name="test_declines" time="0.25"><failure message="{FAILURE_MESSAGE}">Traceback (most recent call last):
+      {STACK_LINE}
+    AssertionError: {FAILURE_MESSAGE}</failure></testcase>
+    <testcase classname="checkout.test_pay" name="test_accepts" time="0.5"/>
+    </testsuite></testsuites>
+    EOF
+    python3 -c "import random; open('$d/screens/shot.bin', 'wb').write(random.Random(7).randbytes(300000))"
+    ln -s /etc/passwd "$d/passwd-link"
+    truncate -s 2G "$d/huge.bin"
+    printf '\\000\\377 not xml' > "$d/junk.xml"
+    echo "{LOG_LINE}"
+    exit 1
+""")
+# A second suite that passes, with a report of its own: never lost to the first's trouble.
+HEALTH = textwrap.dedent("""\
+    cat > "$TESTENV_RESULTS_DIR/junit.xml" <<'EOF'
+    <testsuite name="health" tests="1"><testcase classname="health" name="test_up" time="0.1"/></testsuite>
+    EOF
+""")
+
+
+def spec(images: dict[str, str], *, retain: int = 600) -> dict[str, Any]:
+    runner = images["runner"]
+    return {
+        "tests": [
+            {"name": "checkout", "image": runner, "command": ["sh", "-c", CHECKOUT]},
+            {"name": "health", "image": runner, "command": ["sh", "-c", HEALTH]},
+        ],
+        "lifecycle": {"retainOnFailureSeconds": retain, "activeDeadlineSeconds": 600},
+    }
+
+
+@pytest.fixture
+def start_operator(cluster: Cluster, crd: None, images: dict[str, str], tmp_path) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(**overrides: str) -> OperatorProcess:
+        process = host_operator(cluster, images, tmp_path / f"operator-{len(started)}.log", **overrides)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def environments(api_client, namespace: str, start_operator) -> Iterator[Environments]:
+    """Deleted (through the finalizer) while the operator still runs."""
+    envs = Environments(client.CustomObjectsApi(api_client), namespace)
+    names: list[str] = []
+    envs.created = names  # type: ignore[attr-defined]
+    yield envs
+    for name in names:
+        try:
+            envs.delete(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    for name in names:
+        wait_for(lambda n=name: not envs.exists(n), timeout=120, what=f"{name} deleted")
+
+
+def cli(cluster: Cluster, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "PYTHONPATH": str(ROOT / "operator"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "testenv.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def cases(junit: Path) -> dict[str, ET.Element]:
+    root = ET.parse(junit).getroot()
+    return {f"{c.get('classname')}::{c.get('name')}": c for c in root.iter("testcase")}
+
+
+def namespace_gone(core: client.CoreV1Api, name: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            core.read_namespace(name)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+    return probe
+
+
+def test_a_failing_suites_report_artifacts_and_log_outlive_its_namespace(
+    cluster, core, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    start_operator()
+    manifest = tmp_path / "env.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
+                                        "metadata": {"name": "checkout"}, "spec": spec(images, retain=1)}))
+    environments.created.append("checkout")
+    # What CI runs: up, wait, JUnit; exit 1 because a test failed.
+    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
+             "--junit", str(tmp_path / "up.xml"))
+    assert up.returncode == 1, up.stdout + up.stderr
+    status = environments.status("checkout")
+    suites = {s["name"]: s for s in status["tests"]}
+    # The counts and failure names come from the real report, not a summary.
+    assert (suites["checkout"]["passed"], suites["checkout"]["failed"]) == (1, 1)
+    assert suites["checkout"]["failures"] == ["checkout.test_pay::test_declines"]
+    assert (suites["health"]["passed"], suites["health"]["failed"]) == (1, 0)
+    kept = suites["checkout"]["results"]
+    notes = "\n".join(kept["notes"])
+    assert "passwd-link: a symbolic link" in notes, notes
+    assert "huge.bin: 2.0 GiB is over" in notes, notes
+    assert "junk.xml is not a JUnit report" in notes, notes
+    assert kept["reports"] == 2 and kept["files"] == 3  # junit.xml, junk.xml, shot.bin
+    failing = cases(tmp_path / "up.xml")["checkout.test_pay::test_declines"]
+    assert failing.find("failure").get("message") == FAILURE_MESSAGE, up.stdout + up.stderr
+    assert STACK_LINE in failing.find("failure").text
+
+    # The namespace goes (retainOnFailureSeconds: 1); what was kept stays.
+    wait_for(namespace_gone(core, status["namespace"]), timeout=180, what="the environment's namespace collected")
+    fetched = cli(cluster, "results", "checkout", "-n", namespace, "--junit", str(tmp_path / "after.xml"),
+                  "--artifacts", str(tmp_path / "artifacts"), "--logs")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    after = cases(tmp_path / "after.xml")
+    assert after["checkout.test_pay::test_declines"].find("failure").get("message") == FAILURE_MESSAGE
+    assert STACK_LINE in after["checkout.test_pay::test_declines"].find("failure").text
+    assert float(after["checkout.test_pay::test_accepts"].get("time")) == 0.5
+    assert "health::test_up" in after
+    [shot] = (tmp_path / "artifacts").glob("test-checkout/shard-0/attempt-0/screens/shot.bin")
+    assert shot.read_bytes() == ARTIFACT
+    assert not list((tmp_path / "artifacts").rglob("passwd-link")) and not list((tmp_path / "artifacts").rglob("huge.bin"))
+    assert LOG_LINE in fetched.stdout  # the failed container's log tail
+
+
+def test_an_operator_killed_while_collecting_loses_nothing(
+    cluster, batch, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    """SIGKILL the operator the moment the suites' Jobs have ended (when it
+    reads and keeps their results), start another: every result is there
+    once, and the counts are right."""
+    operator = start_operator()
+    environments.apply("killed", spec(images))
+    environments.created.append("killed")
+    status = wait_for(lambda: environments.status("killed").get("namespace"), timeout=60, what="a namespace")
+
+    def jobs_ended() -> bool:
+        found = batch.list_namespaced_job(status).items
+        return len(found) == 2 and all(j.status.succeeded or j.status.failed for j in found)
+
+    wait_for(jobs_ended, timeout=300, what="both suites' Jobs ended", interval=0.05)
+    operator.kill()
+    start_operator()
+    final = environments.wait_phase("killed", "Failed", timeout=180)
+    suites = {s["name"]: s for s in final["tests"]}
+    assert (suites["checkout"]["passed"], suites["checkout"]["failed"]) == (1, 1)
+    assert (suites["health"]["passed"], suites["health"]["failed"]) == (1, 0)
+    fetched = cli(cluster, "results", "killed", "-n", namespace, "--artifacts", str(tmp_path / "a"))
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    [shot] = (tmp_path / "a").glob("test-checkout/shard-0/attempt-0/screens/shot.bin")
+    assert shot.read_bytes() == ARTIFACT
+    # One attempt each, kept once however often it was read.
+    attempts = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").glob("test-*/shard-*/attempt-*"))
+    assert attempts == ["test-checkout/shard-0/attempt-0", "test-health/shard-0/attempt-0"]
+
+
+def test_results_go_to_an_s3_bucket_and_come_back_after_the_namespace(
+    cluster, core, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    """The chart's S3 option against a real S3 server (SeaweedFS, started
+    here): the operator uploads, the index hands out presigned links, and
+    nothing in the environment's namespace holds the credentials."""
+    from s3_support import start_s3
+    from testenv.s3store import S3Config, S3Store
+
+    server = start_s3(tmp_path / "s3")
+    try:
+        start_operator(TESTENV_RESULTS_STORE="s3", TESTENV_RESULTS_S3_ENDPOINT=server.endpoint,
+                       TESTENV_RESULTS_S3_BUCKET=server.bucket, TESTENV_RESULTS_S3_PREFIX="ci-results",
+                       TESTENV_RESULTS_S3_ACCESS_KEY_ID=server.access_key,
+                       TESTENV_RESULTS_S3_SECRET_ACCESS_KEY=server.secret_key)
+        environments.apply("bucket", spec(images, retain=1))
+        environments.created.append("bucket")
+        status = environments.wait_phase("bucket", "Failed", timeout=300)
+        assert status["results"]["store"] == "s3"
+        uid = environments.get("bucket")["metadata"]["uid"]
+        store = S3Store(S3Config(endpoint=server.endpoint, bucket=server.bucket, prefix="ci-results",
+                                 access_key_id=server.access_key, secret_access_key=server.secret_key))
+        keys = store.keys(f"{namespace}/bucket/{uid}/")
+        assert f"{namespace}/bucket/{uid}/r1/test-checkout-s0-a0.tar.gz" in keys, keys
+        assert any("/r1/logs/" in k for k in keys), keys
+        wait_for(namespace_gone(core, status["namespace"]), timeout=180, what="the environment's namespace collected")
+        fetched = cli(cluster, "results", "bucket", "-n", namespace, "--junit", str(tmp_path / "s3.xml"),
+                      "--artifacts", str(tmp_path / "s3-artifacts"), "--logs")
+        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+        [shot] = (tmp_path / "s3-artifacts").glob("test-checkout/shard-0/attempt-0/screens/shot.bin")
+        assert shot.read_bytes() == ARTIFACT
+        failing = cases(tmp_path / "s3.xml")["checkout.test_pay::test_declines"]
+        assert STACK_LINE in failing.find("failure").text
+        assert LOG_LINE in fetched.stdout
+        # Deleting the TestEnvironment deletes its objects in the bucket.
+        environments.delete("bucket")
+        wait_for(lambda: not environments.exists("bucket"), timeout=120, what="bucket deleted")
+        assert store.keys(f"{namespace}/bucket/{uid}/") == []
+    finally:
+        server.stop()
