@@ -426,7 +426,9 @@ class TestSuite(SpecModel):
     needs: list[JobName] = Field(default_factory=list, max_length=32)
     shards: StrictInt = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
     retries: StrictInt = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")
-    timeout_seconds: StrictInt | None = Field(default=None, ge=1, description="The Job's activeDeadlineSeconds.")
+    timeout_seconds: StrictInt | None = Field(
+        default=None, ge=1, description="Each attempt's deadline (its pod's activeDeadlineSeconds); a retry gets "
+        "a new one. A timed-out attempt's results and log tail are kept.")
     fail_fast: StrictBool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
     pod_annotations: dict[str, str] = Field(default_factory=dict)
 

@@ -201,6 +201,12 @@ def suite_result(
                        kept=suite_results(attempts.values()) if attempts else None)
 
 
+def timed_out(pods: Iterable[Mapping[str, Any]], job: str) -> bool:
+    """An attempt of the Job was stopped at its deadline (its pod's activeDeadlineSeconds)."""
+    return any(((p.get("metadata") or {}).get("labels") or {}).get("job-name") == job
+               and (p.get("status") or {}).get("reason") == "DeadlineExceeded" for p in pods)
+
+
 def suite_results(attempts: Iterable[AttemptResults]) -> SuiteResults:
     """What the status says was kept of a suite's attempts."""
     found = list(attempts)

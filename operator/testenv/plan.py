@@ -41,13 +41,14 @@ from .models import (
     TestEnvironmentSpec,
     TestEnvironmentStatus,
 )
-from .observe import SPEC_HASH, JobObservation, Observed
+from .observe import SPEC_HASH, JobObservation, Observed, timed_out
 from .ordering import gating_seeds, seed_fills, seed_waits_for
 from .results import Owner, index_name
 from .settings import Settings
 from .validate import SpecError
 
 COLLECTING = "collecting results"  # a finished suite whose counts are not read yet
+TIMED_OUT = "timed out (timeoutSeconds)"
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
 COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source (or pull Secret)
 
@@ -372,7 +373,9 @@ class _Planner:
             status = SeedStatus(name=name)
             if seen is not None:
                 status.phase = seen.phase
-                if seen.phase == JobPhase.FAILED:
+                if seen.phase == JobPhase.FAILED and timed_out(self.observed.pods, seen.name):
+                    status.message = TIMED_OUT
+                elif seen.phase == JobPhase.FAILED:
                     status.message = seen.message or seen.reason or "the seed Job failed"
             else:
                 waiting = [t for t in seed_waits_for(self.spec, seed) if not self.ready.get(t)]
@@ -450,8 +453,9 @@ class _Planner:
         start, end = _parse(seen.start_time), _parse(seen.completion_time)
         if start and end:
             status.duration_seconds = (end - start).total_seconds()
-        if seen.reason == "DeadlineExceeded":
-            status.message = "timed out (timeoutSeconds)"
+        if seen.reason == "DeadlineExceeded" or (seen.phase == JobPhase.FAILED
+                                                  and timed_out(self.observed.pods, seen.name)):
+            status.message = TIMED_OUT
         elif seen.phase == JobPhase.FAILED:
             status.message = seen.message or seen.reason or "failed"
         result = self.observed.results.get(seen.name)

@@ -64,13 +64,29 @@ HEALTH = textwrap.dedent("""\
 """)
 
 
-def spec(images: dict[str, str], *, retain: int = 600) -> dict[str, Any]:
+# A suite that outlives its timeoutSeconds after writing part of its report.
+SLOW = textwrap.dedent("""\
+    cat > "$TESTENV_RESULTS_DIR/junit.xml" <<'EOF'
+    <testsuite name="slow" tests="1"><testcase classname="slow" name="test_first" time="0.2"/></testsuite>
+    EOF
+    echo "slow: still waiting for the warehouse"
+    trap 'exit 143' TERM
+    sleep 600 & wait
+""")
+SEED = 'echo "42 products" > "$TESTENV_RESULTS_DIR/seeded.txt"'
+
+
+def spec(images: dict[str, str], *, retain: int = 600, slow: bool = False) -> dict[str, Any]:
     runner = images["runner"]
+    tests = [
+        {"name": "checkout", "image": runner, "command": ["sh", "-c", CHECKOUT]},
+        {"name": "health", "image": runner, "command": ["sh", "-c", HEALTH]},
+    ]
+    if slow:
+        tests.append({"name": "slow", "image": runner, "command": ["sh", "-c", SLOW], "timeoutSeconds": 8})
     return {
-        "tests": [
-            {"name": "checkout", "image": runner, "command": ["sh", "-c", CHECKOUT]},
-            {"name": "health", "image": runner, "command": ["sh", "-c", HEALTH]},
-        ],
+        "seed": [{"name": "catalog", "image": runner, "command": ["sh", "-c", SEED]}],
+        "tests": tests,
         "lifecycle": {"retainOnFailureSeconds": retain, "activeDeadlineSeconds": 600},
     }
 
@@ -134,7 +150,8 @@ def test_a_failing_suites_report_artifacts_and_log_outlive_its_namespace(
     start_operator()
     manifest = tmp_path / "env.yaml"
     manifest.write_text(yaml.safe_dump({"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
-                                        "metadata": {"name": "checkout"}, "spec": spec(images, retain=1)}))
+                                        "metadata": {"name": "checkout"},
+                                        "spec": spec(images, retain=1, slow=True)}))
     environments.created.append("checkout")
     # What CI runs: up, wait, JUnit; exit 1 because a test failed.
     up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
@@ -146,6 +163,9 @@ def test_a_failing_suites_report_artifacts_and_log_outlive_its_namespace(
     assert (suites["checkout"]["passed"], suites["checkout"]["failed"]) == (1, 1)
     assert suites["checkout"]["failures"] == ["checkout.test_pay::test_declines"]
     assert (suites["health"]["passed"], suites["health"]["failed"]) == (1, 0)
+    # Stopped at its deadline: what it wrote before is kept and counted.
+    assert suites["slow"]["message"] == "timed out (timeoutSeconds)"
+    assert (suites["slow"]["passed"], suites["slow"]["failed"]) == (1, 0)
     kept = suites["checkout"]["results"]
     notes = "\n".join(kept["notes"])
     assert "passwd-link: a symbolic link" in notes, notes
@@ -170,6 +190,9 @@ def test_a_failing_suites_report_artifacts_and_log_outlive_its_namespace(
     assert shot.read_bytes() == ARTIFACT
     assert not list((tmp_path / "artifacts").rglob("passwd-link")) and not list((tmp_path / "artifacts").rglob("huge.bin"))
     assert LOG_LINE in fetched.stdout  # the failed container's log tail
+    assert "slow: still waiting for the warehouse" in fetched.stdout  # the timed-out one's
+    [seeded] = (tmp_path / "artifacts").glob("seed-catalog/shard-0/attempt-0/seeded.txt")
+    assert seeded.read_text() == "42 products\n"
 
 
 def test_an_operator_killed_while_collecting_loses_nothing(
@@ -243,3 +266,21 @@ def test_results_go_to_an_s3_bucket_and_come_back_after_the_namespace(
         assert store.keys(f"{namespace}/bucket/{uid}/") == []
     finally:
         server.stop()
+
+
+def test_an_s3_store_that_is_down_leaves_a_note_and_the_counts_still_arrive(
+    cluster, images, namespace, environments, start_operator,
+) -> None:
+    from operator_support import free_port
+
+    start_operator(TESTENV_RESULTS_STORE="s3", TESTENV_RESULTS_S3_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+                   TESTENV_RESULTS_S3_BUCKET="results", TESTENV_RESULTS_S3_ACCESS_KEY_ID="ci",
+                   TESTENV_RESULTS_S3_SECRET_ACCESS_KEY="not-a-real-secret")
+    environments.apply("down", spec(images))
+    environments.created.append("down")
+    status = environments.wait_phase("down", "Failed", timeout=300)
+    suites = {s["name"]: s for s in status["tests"]}
+    assert (suites["checkout"]["passed"], suites["checkout"]["failed"]) == (1, 1)
+    assert suites["checkout"]["failures"] == ["checkout.test_pay::test_declines"]
+    notes = "\n".join(suites["health"]["results"]["notes"])
+    assert "not kept: the results store at http://127.0.0.1:" in notes and "cannot be reached" in notes, notes

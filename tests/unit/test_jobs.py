@@ -86,9 +86,14 @@ def test_retries_are_the_backoff_limit() -> None:
     assert build(retries=2)["spec"]["backoffLimit"] == 2
 
 
-def test_timeout_is_the_active_deadline() -> None:
-    assert build(timeoutSeconds=600)["spec"]["activeDeadlineSeconds"] == 600
+def test_timeout_is_each_attempts_pod_deadline_with_a_later_backstop_on_the_job() -> None:
+    # On the pod, the kubelet stops it and the pod (its collector's log) stays;
+    # the Job's own deadline would delete it.
+    job = build(timeoutSeconds=600, retries=2)["spec"]
+    assert job["template"]["spec"]["activeDeadlineSeconds"] == 600
+    assert job["activeDeadlineSeconds"] == 600 * 3 + 60
     assert "activeDeadlineSeconds" not in build()["spec"]
+    assert "activeDeadlineSeconds" not in build()["spec"]["template"]["spec"]
 
 
 def test_pod_annotations_are_put_on_the_pods() -> None:

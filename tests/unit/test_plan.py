@@ -747,6 +747,18 @@ def test_suite_past_its_timeout_says_timed_out() -> None:
     assert suite_status(p, "stuck").message == "timed out (timeoutSeconds)"
 
 
+def test_an_attempt_stopped_at_its_pod_deadline_says_timed_out() -> None:
+    spec = {"tests": [suite("stuck", timeoutSeconds=2)]}
+    p, observed = at_testing_start(spec)
+    failed = job_seen("stuck", FAILED, reason="BackoffLimitExceeded",
+                      message="Job has reached the specified backoff limit")
+    pod = {"metadata": {"name": "stuck-r1-x", "labels": {"job-name": "stuck-r1"}},
+           "status": {"phase": "Failed", "reason": "DeadlineExceeded"}}
+    observed = replace(with_jobs(observed, failed, results={"stuck-r1": result(failed=1)}), pods=(pod,))
+    p = run_plan(make_spec(datastores=[REDIS], **spec), previous=p.status, observed=observed)
+    assert suite_status(p, "stuck").message == "timed out (timeoutSeconds)"
+
+
 def test_failed_suite_message_comes_from_the_job() -> None:
     spec = {"tests": [suite("unit")]}
     p, observed = at_testing_start(spec)

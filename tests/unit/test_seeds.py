@@ -214,7 +214,9 @@ def test_job_runs_once_and_is_never_retried(seed: Seed, ds: Datastore | None) ->
 def test_job_has_no_deadline_unless_a_timeout_is_set(seed: Seed, ds: Datastore | None) -> None:
     assert "activeDeadlineSeconds" not in build(seed, ds)["Job"]["spec"]
     timed = seed.model_copy(update={"timeout_seconds": 120})
-    assert build(timed, ds)["Job"]["spec"]["activeDeadlineSeconds"] == 120
+    job = build(timed, ds)["Job"]["spec"]
+    assert job["template"]["spec"]["activeDeadlineSeconds"] == 120
+    assert job["activeDeadlineSeconds"] == 120 + 60
 
 
 @pytest.mark.parametrize(("seed", "ds"), BOTH)

@@ -16,7 +16,7 @@ from .common import (
     pod_security_context,
 )
 from .placement import NO_PLACEMENT, PodPlacement, place
-from .results import Collector, with_results
+from .results import Collector, deadlines, with_results
 
 LABEL_SUITE = "testenv.dev/suite"
 
@@ -78,8 +78,7 @@ def suite_job(
     }
     if suite.shards > 1:
         spec["completionMode"] = "Indexed"
-    if suite.timeout_seconds:
-        spec["activeDeadlineSeconds"] = suite.timeout_seconds
+    spec = deadlines(spec, suite.timeout_seconds, suite.retries + 1)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

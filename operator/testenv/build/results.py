@@ -21,6 +21,25 @@ VOLUME = "testenv-results"
 GRACE_SECONDS = 60
 
 
+# A Job's own deadline deletes its pods, and with them what their collector
+# printed: each attempt gets the deadline on its pod instead (the kubelet
+# stops it, the collector hands over, the pod stays), and the Job a later
+# one as a backstop.
+JOB_DEADLINE_SLACK = 60
+
+
+def deadlines(job_spec: dict[str, Any], timeout: int | None, attempts: int) -> dict[str, Any]:
+    """job_spec with each attempt's deadline on its pods and a backstop on the Job."""
+    if not timeout:
+        return job_spec
+    template = job_spec["template"]
+    return {
+        **job_spec,
+        "activeDeadlineSeconds": timeout * attempts + JOB_DEADLINE_SLACK,
+        "template": {**template, "spec": {**template["spec"], "activeDeadlineSeconds": timeout}},
+    }
+
+
 @dataclass(frozen=True)
 class Collector:
     image: str

@@ -20,7 +20,7 @@ from .common import (
 )
 from .datastores import ENGINE_UID, secret_env
 from .placement import NO_PLACEMENT, PodPlacement, place
-from .results import Collector, with_results
+from .results import Collector, deadlines, with_results
 
 SCRIPT_DIR = "/seed"
 SCRIPT_PATH = f"{SCRIPT_DIR}/script"
@@ -184,8 +184,7 @@ def seed_objects(
             }, collector), placement),
         },
     }
-    if seed.timeout_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = seed.timeout_seconds
+    job_spec = deadlines(job_spec, seed.timeout_seconds, 1)
     objects.append(
         {
             "apiVersion": "batch/v1",
