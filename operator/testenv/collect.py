@@ -116,7 +116,7 @@ def is_report(path: str) -> bool:
     return path.lower().endswith(".xml")
 
 
-def _human(n: float) -> str:
+def human_size(n: float) -> str:
     if n < 1024:
         return f"{int(n)} B"
     for unit in ("KiB", "MiB", "GiB"):
@@ -198,8 +198,8 @@ class _Walk:
         elif not stat.S_ISREG(st.st_mode):
             self.notes.add(f"skipped {shown}: {_kind(st.st_mode)}, not a regular file")
         elif st.st_size > self.caps.max_file_bytes:
-            self.notes.add(f"skipped {shown}: {_human(st.st_size)} is over the "
-                           f"{_human(self.caps.max_file_bytes)} per-file cap")
+            self.notes.add(f"skipped {shown}: {human_size(st.st_size)} is over the "
+                           f"{human_size(self.caps.max_file_bytes)} per-file cap")
         elif len(self.found) >= self.caps.max_files:
             self.notes.add(f"stopped at {self.caps.max_files} files: the rest of the results directory "
                            "was not collected")
@@ -262,7 +262,7 @@ def _read(root_fd: int, path: str, cap: int) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
             if total > cap:
-                raise ValueError(f"it grew over the {_human(cap)} per-file cap while being collected")
+                raise ValueError(f"it grew over the {human_size(cap)} per-file cap while being collected")
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -331,7 +331,7 @@ def empty_archive(*notes: str) -> bytes:
 
 
 def _cut_note(path: str, size: int, cap: str) -> str:
-    return f"cut {_printable(path)} ({_human(size)}): the suite's results are over the {cap} cap"
+    return f"cut {_printable(path)} ({human_size(size)}): the suite's results are over the {cap} cap"
 
 
 def pack(root: Path, caps: Caps = Caps()) -> tuple[bytes, Manifest]:
@@ -358,7 +358,7 @@ def pack(root: Path, caps: Caps = Caps()) -> tuple[bytes, Manifest]:
         raw_cost = {p: _tar_cost(p, s) for p, s in sizes.items()}
         cut_raw = _to_cut(order, raw_cost, base, caps.max_total_bytes)
         for path in order[:cut_raw]:
-            notes.add(_cut_note(path, sizes[path], f"{_human(caps.max_total_bytes)} uncompressed"))
+            notes.add(_cut_note(path, sizes[path], f"{human_size(caps.max_total_bytes)} uncompressed"))
         contents: dict[str, bytes] = {}
         for path in sorted(order[cut_raw:]):
             try:
@@ -396,7 +396,7 @@ def _fit(contents: dict[str, bytes], order: list[str], notes: _Notes, caps: Caps
         kept = sorted(order[dropped:])
         manifest = Manifest(
             files=tuple(FileEntry(p, len(contents[p]), _sha256(contents[p])) for p in kept),
-            notes=_Notes([*notes.all(), *(_cut_note(p, len(contents[p]), _human(caps.max_archive_bytes))
+            notes=_Notes([*notes.all(), *(_cut_note(p, len(contents[p]), human_size(caps.max_archive_bytes))
                                           for p in order[:dropped])]).all(),
         )
         archive, length = _write(manifest, contents)
@@ -575,7 +575,7 @@ def unpack(archive: bytes, *, max_total_bytes: int = MAX_TOTAL_BYTES) -> tuple[M
                 found.take(tar, member)
     except _TooBig:
         stopped = True
-        found.notes.append(f"stopped unpacking: the archive decompresses to over {_human(max_total_bytes)}; "
+        found.notes.append(f"stopped unpacking: the archive decompresses to over {human_size(max_total_bytes)}; "
                            f"{len(found.files)} files were unpacked before that")
     except (_Damaged, tarfile.TarError) as exc:
         if not found.members:

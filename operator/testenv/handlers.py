@@ -28,7 +28,7 @@ from .peering import outranked
 from .plan import was_collected
 from .reconcile import Memory, reconcile
 from .results import Owner
-from .resultstore import ResultsStore, bodies_for
+from .resultstore import ResultsStore, StoreError, bodies_for
 from .settings import get_settings
 from .wakeups import Wakeups
 
@@ -86,6 +86,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     port = int(os.environ.get("TESTENV_METRICS_PORT", "0") or 0)
     if port:
         metrics.serve(port)
+    # Made here, in kopf's worker thread: an S3 client takes a while to build,
+    # and the first reconcile would otherwise build it on the event loop.
+    _store()
 
 
 @kopf.on.cleanup()
@@ -370,6 +373,10 @@ async def collect_on_delete(
             except TimeoutError:
                 pass
     # ConfigMaps go with the resource they are owned by; objects in a bucket are ours to delete.
-    await asyncio.to_thread(_store().forget, Owner(namespace, name, uid))
+    try:
+        await asyncio.to_thread(_store().forget_bucket, Owner(namespace, name, uid))
+    except StoreError as exc:
+        # Never hold the resource's deletion for a store that is down: say what stays behind.
+        kopf.warn(body, reason="ResultsNotDeleted", message=f"results left in the bucket: {exc}"[:1000])
     metrics.forget(uid)
     _wake_waiting(_index(kwargs, environments_by_uid))

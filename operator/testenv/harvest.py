@@ -9,13 +9,14 @@ status, never an exception out of a reconcile.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from .collect import COLLECTOR_CONTAINER, CollectError, unframe, unpack
+from .collect import COLLECTOR_CONTAINER, MAX_TOTAL_BYTES, CollectError, human_size, unframe, unpack
 from .kube import Kube
 from .observe import JobObservation
 from .results import (
@@ -28,31 +29,31 @@ from .results import (
     log_key,
     shard_and_attempt,
 )
-from .resultstore import ResultsStore
+from .resultstore import ResultsStore, StoreError
 
-# What unpacking may inflate one archive to (it is at most 7 MiB compressed).
-MAX_UNPACKED = 256 * 1024 * 1024
+log = logging.getLogger(__name__)
+
 # A log tail is the end of at most this many lines.
 LOG_LINES = 5000
+# A pod or container whose log is gone for good: its results are a note.
+FINAL_LOG_ERRORS = frozenset({400, 404})
 
 
 @dataclass
 class RunBudget:
-    """Bytes kept so far of one run, against its cap. Known to this process
-    only: after a restart a run may keep up to one cap more."""
+    """Bytes kept of each run (archives and log tails, by key), against its
+    cap. Known to this process only: after a restart a run may keep up to
+    one cap more."""
 
     limit: int
-    used: dict[int, int] = field(default_factory=dict)
+    used: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def take(self, run: int, size: int) -> bool:
-        if self.used.get(run, 0) + size > self.limit:
-            return False
-        self.used[run] = self.used.get(run, 0) + size
-        return True
+    def allows(self, run: int, key: str, size: int) -> bool:
+        kept = self.used.get(run, {})
+        return key in kept or sum(kept.values()) + size <= self.limit
 
-
-def _human(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MiB"
+    def charge(self, run: int, key: str, size: int) -> None:
+        self.used.setdefault(run, {})[key] = size
 
 
 def _has_collector(pod: Mapping[str, Any]) -> bool:
@@ -60,12 +61,16 @@ def _has_collector(pod: Mapping[str, Any]) -> bool:
 
 
 def _read_attempt(kube: Kube, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
-    """(archive, manifest, files, notes) of one pod's collector."""
+    """(archive, manifest, files, notes) of one pod's collector. An API
+    error that may pass (a kubelet that is busy, 429, 5xx) is raised: the
+    reconcile is tried again, and the suite waits for its results."""
     try:
         text = kube.read_log(namespace, pod, COLLECTOR_CONTAINER).decode("ascii", errors="replace")
         archive = unframe(text)
-        manifest, files = unpack(archive, max_total_bytes=MAX_UNPACKED)
+        manifest, files = unpack(archive, max_total_bytes=MAX_TOTAL_BYTES)
     except ApiException as exc:
+        if exc.status not in FINAL_LOG_ERRORS:
+            raise
         return None, None, {}, [f"the collector's log could not be read: {exc.status} {exc.reason}"]
     except CollectError as exc:
         return None, None, {}, [f"no results from the collector: {exc}"]
@@ -93,12 +98,14 @@ def harvest_job(
         else:
             found = attempt_results(kind=job.kind, component=job.component, pod=name, phase=phase, shard=shard,
                                     attempt=attempt, manifest=manifest, files=files)
-        if archive is not None and not budget.take(run, len(archive)):
-            found.notes.append(f"files not kept ({_human(len(archive))}): the run's results are over the "
-                               f"{_human(budget.limit)} cap; the counts are")
-            archive = None
         key = archive_key(owner, run, job.kind, job.component, shard, attempt)
+        if archive is not None and not budget.allows(run, key, len(archive)):
+            found.notes.append(f"files not kept ({human_size(len(archive))}): the run's results are over the "
+                               f"{human_size(budget.limit)} cap; the counts are")
+            archive = None
         kept[name] = store.keep_attempt(owner, run, found, key, archive)
+        if kept[name].key is not None:
+            budget.charge(run, key, kept[name].bytes)
     return kept
 
 
@@ -121,9 +128,11 @@ def _failed_containers(pod: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]
 
 
 def harvest_logs(
-    kube: Kube, store: ResultsStore, owner: Owner, run: int, pods: Iterable[Mapping[str, Any]], namespace: str,
+    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    pods: Iterable[Mapping[str, Any]], namespace: str,
 ) -> int:
-    """Keep the last LOG_TAIL_BYTES of every failed container's log; how many were kept."""
+    """Keep the last LOG_TAIL_BYTES of every failed container's log, within
+    the run's cap; how many were kept."""
     count = 0
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name", "")
@@ -135,7 +144,26 @@ def harvest_logs(
             tail = data[-LOG_TAIL_BYTES:]
             if len(data) > LOG_TAIL_BYTES:
                 tail = f"[... the first {len(data) - LOG_TAIL_BYTES} bytes cut]\n".encode() + tail
-            entry = LogTail(pod=name, container=container, reason=why)
-            store.keep_log(owner, run, entry, log_key(owner, run, name, container), tail)
-            count += 1
+            key = log_key(owner, run, name, container)
+            if not budget.allows(run, key, len(tail)):
+                log.info("log tail of %s/%s not kept: the run's results are over their cap", name, container)
+                continue
+            kept = store.keep_log(owner, run, LogTail(pod=name, container=container, reason=why), key, tail)
+            if kept.key is not None:
+                budget.charge(run, key, kept.bytes)
+                count += 1
+    return count
+
+
+def keep_run_end(
+    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    pods: Iterable[Mapping[str, Any]], namespace: str,
+) -> int:
+    """The run just ended: keep what failed said before its namespace goes,
+    and drop the runs beyond the ones kept. How many log tails were kept."""
+    count = harvest_logs(kube, store, budget, owner, run, pods, namespace)
+    try:
+        store.prune(owner, run)
+    except StoreError as exc:
+        log.warning("older results of %s/%s not deleted: %s", owner.namespace, owner.name, exc)
     return count

@@ -71,6 +71,11 @@ def _home_namespace() -> str:
         return "default"
 
 
+def _pointer(key: str) -> str:
+    """A key as one JSON Pointer segment (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 def _digest(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
@@ -318,23 +323,27 @@ class Kube:
         )
         return cast(_Unread, response).data
 
-    def upsert_config_map(self, body: dict[str, Any]) -> None:
-        """Create the ConfigMap, or merge its data, labels and annotations into
-        the one there: keys are only added or replaced, so writers of
-        different keys (a run's index entries) never undo each other."""
+    def upsert_config_map(self, body: dict[str, Any], owner_label: tuple[str, str]) -> None:
+        """Create the ConfigMap, or add its keys to the one there, only if
+        that one carries owner_label (else 422): keys are only added or
+        replaced, so writers of different keys (a run's index entries) never
+        undo each other, and a ConfigMap of someone else's is never taken."""
         meta = body["metadata"]
         try:
             self.core.create_namespaced_config_map(meta["namespace"], cast(Any, body),
                                                    _request_timeout=REQUEST_TIMEOUT)
+            return
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            patch: dict[str, Any] = {
-                "metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
-            }
-            patch.update({k: body[k] for k in ("data", "binaryData") if k in body})
-            self.core.patch_namespaced_config_map(
-                meta["name"], meta["namespace"], patch, _request_timeout=REQUEST_TIMEOUT)
+        label, value = owner_label
+        ops: list[dict[str, Any]] = [
+            {"op": "test", "path": f"/metadata/labels/{_pointer(label)}", "value": value}]
+        for field_name in ("data", "binaryData"):
+            for key, item in (body.get(field_name) or {}).items():
+                ops.append({"op": "add", "path": f"/{field_name}/{_pointer(key)}", "value": item})
+        self.core.patch_namespaced_config_map(meta["name"], meta["namespace"], cast(Any, ops),
+                                              _request_timeout=REQUEST_TIMEOUT)
 
     def delete_config_maps(self, namespace: str, selector: str) -> None:
         self.core.delete_collection_namespaced_config_map(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import typing
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -52,19 +53,34 @@ JobName = Annotated[
     ),
 ]
 NamespaceName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
-QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+# A quota's amount, as a ResourceQuota takes it: not negative, and an
+# exponent a whole number (the OpenAPI pattern Kubernetes publishes for
+# quantities allows 1e1.5, which its parser then refuses); a number of pods
+# a whole number (no 500m, no 1.5).
+QUANTITY_PATTERN = r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]+))?$"
+COUNT_PATTERN = r"^\+?[0-9]+(([KMGTPE]i)|[kMGTPE])?$"
 
 
-def _quantity(value: int | str) -> int | str:
-    if isinstance(value, str) and not re.fullmatch(QUANTITY_PATTERN, value):  # `$` alone lets "1\n" through
-        raise ValueError(f"{value!r} is not a Kubernetes quantity (like 500m, 2, 8Gi)")
-    return value
+def _amount(pattern: str, like: str) -> Callable[[int | str], int | str]:
+    def check(value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{value} is negative; a quota is 0 or more")
+        if isinstance(value, str) and not re.fullmatch(pattern, value):  # `$` alone would let "1\n" through
+            raise ValueError(f"{value!r} is not {like}")
+        return value
+
+    return check
 
 
 Quantity = Annotated[
     StrictInt | str,
-    AfterValidator(_quantity),
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}),
+    AfterValidator(_amount(QUANTITY_PATTERN, "a Kubernetes quantity of 0 or more (like 500m, 2, 8Gi)")),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN, "minimum": 0}),
+]
+Count = Annotated[
+    StrictInt | str,
+    AfterValidator(_amount(COUNT_PATTERN, "a whole number of 0 or more (like 30, 1k)")),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": COUNT_PATTERN, "minimum": 0}),
 ]
 FreeForm = Annotated[
     dict[str, Any],
@@ -184,7 +200,7 @@ class Lifecycle(SpecModel):
 class ResourceQuota(SpecModel):
     cpu: Quantity | None = Field(default=None, description="requests.cpu and limits.cpu of the namespace.")
     memory: Quantity | None = Field(default=None, description="requests.memory and limits.memory.")
-    pods: Quantity | None = Field(default=None, description="The number of pods.")
+    pods: Count | None = Field(default=None, description="The number of pods.")
 
 
 class Isolation(SpecModel):
@@ -588,6 +604,7 @@ class RunResults(Model):
 
     index: str = Field(description="The ConfigMap, in this resource's namespace, that lists them.")
     store: str = Field(description="Where the files are: configmap or s3.")
+    endpoint: str | None = Field(default=None, description="The S3 endpoint; `testenv results` fetches from it only.")
     logs: int = Field(default=0, description="Log tails kept of containers that failed.")
     expired: bool = Field(default=False, description="Deleted: resultsRetentionSeconds passed.")
 

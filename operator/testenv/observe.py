@@ -13,7 +13,7 @@ from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN
 from .build.services import CopySource
 from .diagnose import Diagnosis, PodOwner, pod_owner
 from .models import Counts, JobPhase, SuiteResults, SuiteStatus
-from .results import MAX_NOTES, AttemptResults
+from .results import MAX_FAILURES_LISTED, MAX_NOTES, AttemptResults, capped
 
 SPEC_HASH = "testenv.dev/spec-hash"
 
@@ -197,7 +197,8 @@ def suite_result(
         failures.extend(str(f) for f in summary.get("failures") or [])
     if not reported and counts == Counts():
         counts = Counts(passed=1) if job_phase == JobPhase.SUCCEEDED else Counts(failed=1)
-    return SuiteResult(counts=counts, failures=tuple(failures), reported=reported,
+    return SuiteResult(counts=counts, failures=tuple(capped(failures, MAX_FAILURES_LISTED, "failures")),
+                       reported=reported,
                        kept=suite_results(attempts.values()) if attempts else None)
 
 
@@ -210,9 +211,8 @@ def timed_out(pods: Iterable[Mapping[str, Any]], job: str) -> bool:
 def suite_results(attempts: Iterable[AttemptResults]) -> SuiteResults:
     """What the status says was kept of a suite's attempts."""
     found = list(attempts)
-    notes = [f"{a.label}: {note}" if len(found) > 1 else note for a in found for note in a.notes]
-    if len(notes) > MAX_NOTES:
-        notes = notes[: MAX_NOTES - 1] + [f"... and {len(notes) - MAX_NOTES + 1} more notes"]
+    notes = capped([f"{a.label}: {note}" if len(found) > 1 else note for a in found for note in a.notes],
+                   MAX_NOTES, "notes")
     return SuiteResults(
         attempts=len(found),
         files=sum(len(a.files) for a in found),

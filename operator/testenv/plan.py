@@ -562,8 +562,11 @@ class _Planner:
         status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
         if status.results is None and (any(s.results for s in suites) or given.observed.logs_kept):
             owner = Owner(self.env.namespace, self.env.name, self.env.uid)
+            s3 = given.settings.results_store == "s3"
             status.results = RunResults(index=index_name(owner, status.run), store=given.settings.results_store,
-                                        logs=given.observed.logs_kept or 0)
+                                        endpoint=given.settings.results_s3_endpoint if s3 else None)
+        if status.results is not None and given.observed.logs_kept:
+            status.results.logs = given.observed.logs_kept
         failed_suites = [s.name for s in suites if s.phase == JobPhase.FAILED]
         final_causes = self._pod_facts(status, same_run)
 

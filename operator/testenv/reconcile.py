@@ -28,7 +28,7 @@ from .diagnose import (
     rejected_apply,
     wants_log,
 )
-from .harvest import RunBudget, harvest_job, harvest_logs
+from .harvest import RunBudget, harvest_job, keep_run_end
 from .kube import Kube
 from .models import (
     FINISHED_PHASES,
@@ -42,7 +42,7 @@ from .observe import Observed, SuiteResult, images, suite_result
 from .pacing import hold_status
 from .plan import Admission, PlanInput, plan
 from .results import Owner
-from .resultstore import ResultsStore
+from .resultstore import ResultsStore, StoreError
 from .settings import Settings
 from .stubaccess import admin_request
 from .stubverify import StubUnreachable, verify_stub
@@ -182,16 +182,18 @@ def reconcile(
             stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
         )
         result = planned()
-    if store is not None and result.status.phase in FINISHED_PHASES and run not in memory.logs_kept \
-            and previous.phase not in FINISHED_PHASES:
-        # The run just ended: keep what failed said, before its namespace goes.
-        memory.logs_kept[run] = harvest_logs(kube, store, owner, run, observed.pods, env.target_namespace)
-        store.prune(owner, run)
+    ended = result.status.phase in FINISHED_PHASES and (previous.run != run or previous.phase not in FINISHED_PHASES)
+    if store is not None and ended and run not in memory.logs_kept:
+        memory.logs_kept[run] = keep_run_end(kube, store, memory.budget(settings), owner, run, observed.pods,
+                                             env.target_namespace)
         if memory.logs_kept[run]:
             observed = replace(observed, logs_kept=memory.logs_kept[run])
             result = planned()
     if store is not None and result.forget_results:
-        store.forget(owner)
+        try:
+            store.forget(owner)
+        except StoreError as exc:
+            log.warning("expired results of %s/%s not deleted: %s", namespace, name, exc)
 
     refused = False
     # Created objects (Secrets: a datastore's, copied ones) go in as soon as

@@ -26,8 +26,11 @@ CHUNKS_ANNOTATION = "testenv.dev/results-chunks"
 SHA_ANNOTATION = "testenv.dev/results-sha256"
 # A ConfigMap holds at most 1 MiB (keys and metadata included).
 CONFIGMAP_CHUNK = 900 * 1024
+# On the status and in the index (one ConfigMap per run, at most 1 MiB):
+# the archive's own manifest.json lists every file, the report every case.
 MAX_NOTES = 20
-MAX_FILES_LISTED = 500
+MAX_FILES_LISTED = 100
+MAX_FAILURES_LISTED = 100
 LOG_TAIL_BYTES = 64 * 1024
 
 
@@ -77,6 +80,9 @@ class RunIndex(Model):
     store: str  # "configmap" or "s3"
     attempts: list[AttemptResults] = Field(default_factory=list)
     logs: list[LogTail] = Field(default_factory=list)
+    # Where its presigned URLs may point: from the TestEnvironment's status
+    # (which only the operator writes), never from the index itself.
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,13 @@ def shard_and_attempt(pods: Iterable[Mapping[str, object]]) -> dict[str, tuple[i
     return out
 
 
+def capped(items: Sequence[str], limit: int, what: str) -> list[str]:
+    """The first `limit` items, the last of them saying how many more there were."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[: limit - 1], f"... and {len(items) - limit + 1} more {what}"]
+
+
 def read_reports(manifest: Manifest, files: Mapping[str, bytes]) -> tuple[Counts | None, list[str], list[str]]:
     """The counts and failure names of an attempt's JUnit files, and notes on
     those that could not be read. (None, ...) when no report was readable."""
@@ -156,7 +169,7 @@ def read_reports(manifest: Manifest, files: Mapping[str, bytes]) -> tuple[Counts
     if not readable:
         return None, [], notes
     counts = Counts(passed=total.passed, failed=total.failed, skipped=total.skipped)
-    return counts, total.failures, notes
+    return counts, capped(total.failures, MAX_FAILURES_LISTED, "failures"), notes
 
 
 def attempt_results(
@@ -172,9 +185,10 @@ def attempt_results(
     extra_notes: Sequence[str] = (),
 ) -> AttemptResults:
     counts, failures, report_notes = read_reports(manifest, files)
-    notes = [*manifest.notes, *report_notes, *extra_notes]
-    if len(notes) > MAX_NOTES:
-        notes = notes[: MAX_NOTES - 1] + [f"... and {len(notes) - MAX_NOTES + 1} more notes"]
+    notes = capped([*manifest.notes, *report_notes, *extra_notes], MAX_NOTES, "notes")
+    if len(manifest.files) > MAX_FILES_LISTED:
+        notes.append(f"{len(manifest.files)} files; the index lists the first {MAX_FILES_LISTED}, "
+                     "`testenv results --artifacts` writes them all")
     listed = list(manifest.files)[:MAX_FILES_LISTED]
     return AttemptResults(
         kind=kind,

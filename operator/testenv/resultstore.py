@@ -35,14 +35,12 @@ from .results import (
     index_entry_name,
     index_name,
 )
-from .s3store import S3Config, S3Store, StoreError
+from .s3store import MAX_PRESIGN_SECONDS, S3Config, S3Store, StoreError
+
+__all__ = ["Bodies", "ConfigMapBodies", "ResultsStore", "S3Bodies", "StoreError", "Unusable", "bodies_for"]
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-# SigV4's longest presigned URL.
-MAX_PRESIGN_SECONDS = 7 * 86400
-
 
 class Bodies(Protocol):
     kind: str
@@ -74,11 +72,33 @@ def _meta(owner: Owner, run: int, role: str, name: str, annotations: dict[str, s
     }
 
 
-def _selector(owner: Owner, keep_runs: Collection[int], role: str | None = None) -> str:
-    parts = [f"{LABEL_ENV_UID}={owner.uid}", f"{INDEX_LABEL}={role}" if role else INDEX_LABEL]
+def _selector(owner: Owner, keep_runs: Collection[int], role: str) -> str:
+    """This environment's (by uid) results ConfigMaps of one role, except the runs kept."""
+    parts = [f"{LABEL_ENV_UID}={owner.uid}", f"{INDEX_LABEL}={role}"]
     if keep_runs:
         parts.append(f"{LABEL_RUN} notin ({','.join(str(r) for r in sorted(keep_runs))})")
     return ",".join(parts)
+
+
+def _upsert(kube: Kube, owner: Owner, body: dict[str, Any]) -> None:
+    name = body["metadata"]["name"]
+    try:
+        kube.upsert_config_map(body, owner_label=(LABEL_ENV_UID, owner.uid))
+    except ApiException as exc:
+        if exc.status == 422:
+            raise StoreError(f"ConfigMap {owner.namespace}/{name} exists and is not this environment's: "
+                             "rename or delete it") from None
+        raise StoreError(f"the API server refused ConfigMap {owner.namespace}/{name}: {exc.status} {exc.reason}"
+                         " (a quota on ConfigMaps, or the operator's RBAC)") from None
+
+
+def _delete(kube: Kube, owner: Owner, keep_runs: Collection[int], role: str) -> None:
+    try:
+        kube.delete_config_maps(owner.namespace, _selector(owner, keep_runs, role))
+    except ApiException as exc:
+        if exc.status != 404:
+            raise StoreError(f"results ConfigMaps in {owner.namespace} could not be deleted: "
+                             f"{exc.status} {exc.reason}") from None
 
 
 class ConfigMapBodies:
@@ -91,21 +111,17 @@ class ConfigMapBodies:
         parts = chunk(data)
         annotations = {KEY_ANNOTATION: key, CHUNKS_ANNOTATION: str(len(parts)),
                        SHA_ANNOTATION: hashlib.sha256(data).hexdigest()}
-        try:
-            for name, part in zip(body_names(key, len(parts)), parts, strict=True):
-                self.kube.upsert_config_map({
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": _meta(owner, run, "body", name, annotations),
-                    "binaryData": {"data": base64.b64encode(part).decode()},
-                })
-        except ApiException as exc:
-            raise StoreError(f"the API server refused a results ConfigMap in {owner.namespace}: "
-                             f"{exc.status} {exc.reason}") from None
+        for name, part in zip(body_names(key, len(parts)), parts, strict=True):
+            _upsert(self.kube, owner, {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _meta(owner, run, "body", name, annotations),
+                "binaryData": {"data": base64.b64encode(part).decode()},
+            })
         return None
 
     def forget(self, owner: Owner, keep_runs: Collection[int]) -> None:
-        self.kube.delete_config_maps(owner.namespace, _selector(owner, keep_runs, "body"))
+        _delete(self.kube, owner, keep_runs, "body")
 
 
 class S3Bodies:
@@ -132,10 +148,8 @@ class Unusable:
     """A configured store that cannot work: every write says why, on the
     suites' status, and the operator goes on counting."""
 
-    kind = "s3"
-
-    def __init__(self, why: str) -> None:
-        self.why = why
+    def __init__(self, kind: str, why: str) -> None:
+        self.kind, self.why = kind, why
 
     def put(self, owner: Owner, run: int, key: str, data: bytes) -> str | None:
         raise StoreError(self.why)
@@ -149,7 +163,7 @@ def bodies_for(settings: Settings, kube: Kube) -> Bodies:
         if not (settings.results_s3_access_key_id and settings.results_s3_secret_access_key):
             # Never boto3's own credential chain: it may ask a cloud's metadata
             # address; a missing Secret should say so instead.
-            return Unusable("the results store has no credentials: set config.resultsS3CredentialsSecret to a "
+            return Unusable("s3", "the results store has no credentials: set config.resultsS3CredentialsSecret to a "
                             "Secret with accessKeyId and secretAccessKey")
         config = S3Config(
             endpoint=settings.results_s3_endpoint,
@@ -162,7 +176,7 @@ def bodies_for(settings: Settings, kube: Kube) -> Bodies:
         try:
             return S3Bodies(S3Store(config), settings.results_retention_seconds)
         except StoreError as exc:
-            return Unusable(str(exc))
+            return Unusable("s3", str(exc))
     return ConfigMapBodies(kube)
 
 
@@ -175,7 +189,7 @@ class ResultsStore:
         self.keep_runs = keep_runs
 
     def _index(self, owner: Owner, run: int, entry: str, value: AttemptResults | LogTail) -> None:
-        self.kube.upsert_config_map({
+        _upsert(self.kube, owner, {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(owner, run, "index", index_name(owner, run)),
@@ -196,7 +210,10 @@ class ResultsStore:
                 kept.key, kept.bytes = key, len(archive)
             except StoreError as exc:
                 kept.notes.append(f"not kept: {exc}")
-        self._index(owner, run, index_entry_name(kept), kept)
+        try:
+            self._index(owner, run, index_entry_name(kept), kept)
+        except StoreError as exc:
+            kept.notes.append(f"not listed, so `testenv results` cannot find it: {exc}")
         return kept
 
     def keep_log(self, owner: Owner, run: int, tail: LogTail, key: str, data: bytes) -> LogTail:
@@ -204,9 +221,9 @@ class ResultsStore:
         try:
             kept.url = self.bodies.put(owner, run, key, data)
             kept.key, kept.bytes = key, len(data)
+            self._index(owner, run, index_entry_name(kept), kept)
         except StoreError as exc:
             log.warning("log tail of %s/%s not kept: %s", tail.pod, tail.container, exc)
-        self._index(owner, run, index_entry_name(kept), kept)
         return kept
 
     def prune(self, owner: Owner, run: int) -> None:
@@ -215,14 +232,12 @@ class ResultsStore:
         self.forget(owner, keep)
 
     def forget(self, owner: Owner, keep_runs: Collection[int] = ()) -> None:
-        """Delete results of every run not in keep_runs (all when empty): the
-        retention passed, or the TestEnvironment is being deleted."""
-        try:
-            self.bodies.forget(owner, keep_runs)
-        except StoreError as exc:
-            log.warning("results of %s/%s not deleted: %s", owner.namespace, owner.name, exc)
-        try:
-            self.kube.delete_config_maps(owner.namespace, _selector(owner, keep_runs, "index"))
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        """Delete results of every run not in keep_runs (all when empty): an
+        older run, or the retention passed. Raises StoreError."""
+        self.bodies.forget(owner, keep_runs)
+        _delete(self.kube, owner, keep_runs, "index")
+
+    def forget_bucket(self, owner: Owner) -> None:
+        """On delete: the ConfigMaps go with their owner; a bucket's objects are ours."""
+        if self.bodies.kind != "configmap":
+            self.bodies.forget(owner, ())

@@ -53,7 +53,8 @@ class S3Config:
     bucket: str
     region: str = "us-east-1"
     prefix: str = "testenv"
-    # Empty: boto3's own chain (environment, web identity such as IRSA).
+    # The operator refuses empty ones (resultstore.bodies_for): boto3's own
+    # chain would ask a cloud's metadata address.
     access_key_id: str = ""
     secret_access_key: str = ""
     presign_seconds: int = MAX_PRESIGN_SECONDS
@@ -93,7 +94,7 @@ class S3Store:
         except ValueError as error:
             raise StoreError(
                 f"the results store endpoint {config.endpoint!r} is not usable ({error}); "
-                "set results.s3.endpoint to a URL such as https://s3.example.com"
+                "set config.resultsS3Endpoint to a URL such as https://s3.example.com"
             ) from error
 
     def put(self, key: str, data: bytes) -> None:
@@ -166,11 +167,11 @@ class S3Store:
             message = error.response.get("Error", {}).get("Message", "")
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code == "NoSuchBucket":
-                return StoreError(f"{where}: bucket '{bucket}' does not exist; create it or set results.s3.bucket")
+                return StoreError(f"{where}: bucket '{bucket}' does not exist; create it or set config.resultsS3Bucket")
             if code in _CREDENTIAL_CODES:
                 return StoreError(
                     f"{where} refused the credentials ({code}: {message}); check the access key "
-                    "and secret key in the Secret that results.s3 names"
+                    "and secret key in the Secret that config.resultsS3CredentialsSecret names"
                 )
             if code in _FULL_CODES or status == 507:
                 return StoreError(f"{where} refused {action}: the store is full ({code or status})")
@@ -187,7 +188,7 @@ class S3Store:
         if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
             return StoreError(
                 f"{where}: no credentials to sign requests with ({error}); set the access key "
-                "and secret key in the Secret that results.s3 names"
+                "and secret key in the Secret that config.resultsS3CredentialsSecret names"
             )
         if isinstance(error, ReadTimeoutError):
             return StoreError(

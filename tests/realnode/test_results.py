@@ -207,7 +207,7 @@ def test_an_operator_killed_while_collecting_loses_nothing(
     status = wait_for(lambda: environments.status("killed").get("namespace"), timeout=60, what="a namespace")
 
     def jobs_ended() -> bool:
-        found = batch.list_namespaced_job(status).items
+        found = batch.list_namespaced_job(status, label_selector="testenv.dev/kind=test").items
         return len(found) == 2 and all(j.status.succeeded or j.status.failed for j in found)
 
     wait_for(jobs_ended, timeout=300, what="both suites' Jobs ended", interval=0.05)

@@ -248,7 +248,7 @@ def test_is_report_means_an_xml_file():
     (0, "0 B"), (812, "812 B"), (1536, "1.5 KiB"), (4 * MiB, "4.0 MiB"), (2 * 1024 * MiB, "2.0 GiB"),
 ])
 def test_sizes_in_notes_are_human(size, text):
-    assert collect._human(size) == text
+    assert collect.human_size(size) == text
 
 
 # ---------------------------------------------------------------- frame

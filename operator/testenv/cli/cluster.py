@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import hashlib
 import json
 import os
 import time
@@ -23,7 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from .. import models
 from ..build.common import LABEL_ENV_UID, LABEL_RUN
-from ..results import CHUNKS_ANNOTATION, INDEX_LABEL, body_names
+from ..results import CHUNKS_ANNOTATION, INDEX_LABEL, SHA_ANNOTATION, body_names
 
 FIELD_MANAGER = "testenv-cli"
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -31,6 +32,10 @@ RESOURCE = f"{models.PLURAL}.{models.GROUP}"
 # Short calls; a watch sets its own (long) read timeout.
 REQUEST_TIMEOUT = (10.0, 60.0)
 WATCH_WINDOW = 300  # seconds per watch request; the server ends it, we reconnect
+# Kept results: an archive is at most 7 MiB (it travelled through a log),
+# in chunks of 900 KiB.
+MAX_FETCH = 8 * 1024 * 1024
+MAX_CHUNKS = 10
 
 T = TypeVar("T")
 _RAISE: Any = object()  # Environments._call without `missing`: a 404 is an error
@@ -334,34 +339,50 @@ class Environments:
         return sorted(int(r) for r in runs if r.isdigit())
 
     def results_body(self, namespace: str, key: str) -> bytes | None:
-        """A body kept in ConfigMaps, joined from its chunks; None when gone."""
-        first = self._call("read kept results (ConfigMaps)", namespace, self.core.read_namespaced_config_map,
-                           body_names(key, 1)[0], namespace, _request_timeout=REQUEST_TIMEOUT, missing=None)
+        """A body kept in ConfigMaps, joined from its chunks and checked
+        against its checksum; None when gone."""
+        def read(name: str) -> Any:
+            return self._call("read kept results (ConfigMaps)", namespace, self.core.read_namespaced_config_map,
+                              name, namespace, _request_timeout=REQUEST_TIMEOUT, missing=None)
+
+        first = read(body_names(key, 1)[0])
         if first is None:
             return None
-        count = int(((first.metadata and first.metadata.annotations) or {}).get(CHUNKS_ANNOTATION, "1"))
-        parts = [first]
-        for name in body_names(key, count)[1:]:
-            found = self._call("read kept results (ConfigMaps)", namespace, self.core.read_namespaced_config_map,
-                               name, namespace, _request_timeout=REQUEST_TIMEOUT, missing=None)
-            if found is None:
-                return None
-            parts.append(found)
-        return b"".join(base64.b64decode((p.binary_data or {}).get("data", "")) for p in parts)
+        annotations = (first.metadata and first.metadata.annotations) or {}
+        count = annotations.get(CHUNKS_ANNOTATION, "1")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_CHUNKS:
+            raise CliError(f"kept results {key}: their ConfigMaps say {count!r} chunks; they are not the operator's")
+        parts = [first] + [read(name) for name in body_names(key, int(count))[1:]]
+        if any(p is None for p in parts):
+            return None
+        data = b"".join(base64.b64decode((p.binary_data or {}).get("data", "")) for p in parts)
+        if hashlib.sha256(data).hexdigest() != annotations.get(SHA_ANNOTATION):
+            raise CliError(f"kept results {key} do not match their checksum: changed or cut since they were kept")
+        return data
 
 
-def fetch_url(url: str) -> bytes:
-    """A body kept in an S3 bucket, by the presigned URL its index gives."""
+def fetch_url(url: str, endpoint: str | None) -> bytes:
+    """A body kept in an S3 bucket, by the presigned URL its index gives,
+    from the endpoint the operator wrote on the status (an index is a
+    ConfigMap that others may write), and at most MAX_FETCH bytes."""
+    if not endpoint or not url.startswith(endpoint.rstrip("/") + "/") or not url.startswith(("https://", "http://")):
+        raise CliError(f"refusing to fetch kept results from {url.split('?')[0]}: it is not the results store "
+                       f"the operator names ({endpoint or 'none'})")
     try:
-        response = httpx.get(url, timeout=60.0)
+        with httpx.stream("GET", url, timeout=60.0) as response:
+            if response.status_code == 403:
+                raise CliError("the object store refused the link to these results; links last at most 7 days "
+                               "(fetch them from the bucket directly)")
+            if response.status_code != 200:
+                raise CliError(f"the object store answered {response.status_code} for kept results")
+            data = bytearray()
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > MAX_FETCH:
+                    raise CliError(f"kept results at {url.split('?')[0]} are over {MAX_FETCH} bytes: not ours")
+            return bytes(data)
     except httpx.HTTPError as exc:
         raise CliError(f"cannot fetch kept results from the object store: {exc}") from None
-    if response.status_code == 403 and b"expired" in response.content.lower():
-        raise CliError("the link to these results has expired (object stores sign links for at most 7 days); "
-                       "fetch them from the bucket directly")
-    if response.status_code != 200:
-        raise CliError(f"the object store answered {response.status_code} for kept results")
-    return response.content
 
 
 def _json_object(found: object) -> dict[str, Any]:

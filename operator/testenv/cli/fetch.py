@@ -5,20 +5,30 @@ again: the CLI trusts what it fetches no more than the operator did."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..collect import CollectError, is_report, unpack
+from ..collect import MAX_TOTAL_BYTES, CollectError, is_report, unpack
 from ..results import AttemptResults, LogTail, Owner, RunIndex, index_name, last_attempts, run_index
 from .cluster import CliError, Environments, fetch_url
 
-MAX_UNPACKED = 256 * 1024 * 1024
+# Names of kinds, components and pods: what may become a directory's name.
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
-def kept_run(envs: Environments, owner: Owner, run: int) -> RunIndex | None:
+def kept_run(envs: Environments, owner: Owner, run: int, endpoint: str | None = None) -> RunIndex | None:
+    """The run's index, if it is this TestEnvironment's (by uid)."""
     data = envs.results_index(owner.namespace, index_name(owner, run))
-    return None if data is None else run_index(data)
+    if data is None:
+        return None
+    index = run_index(data)
+    if index.uid != owner.uid:
+        raise CliError(f"{index_name(owner, run)} is the results index of another TestEnvironment of that name "
+                       f"(uid {index.uid}); its results are not this one's")
+    index.endpoint = endpoint
+    return index
 
 
 def body(envs: Environments, index: RunIndex, entry: AttemptResults | LogTail) -> bytes | None:
@@ -26,7 +36,7 @@ def body(envs: Environments, index: RunIndex, entry: AttemptResults | LogTail) -
     if entry.key is None:
         return None
     if entry.url:
-        return fetch_url(entry.url)
+        return fetch_url(entry.url, index.endpoint)
     return envs.results_body(index.namespace, entry.key)
 
 
@@ -35,7 +45,7 @@ def _files(envs: Environments, index: RunIndex, attempt: AttemptResults) -> dict
     if archive is None:
         return {}
     try:
-        _, files = unpack(archive, max_total_bytes=MAX_UNPACKED)
+        _, files = unpack(archive, max_total_bytes=MAX_TOTAL_BYTES)
     except CollectError as exc:
         raise CliError(f"the kept results of {attempt.component} ({attempt.label}) cannot be read: {exc}") from None
     return files
@@ -64,23 +74,31 @@ def _inside(root: Path, relative: str) -> Path:
     return target
 
 
+def _write(directory: Path, relative: str, data: bytes) -> Path:
+    target = _inside(directory, relative)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target
+
+
 def write_artifacts(envs: Environments, index: RunIndex, directory: Path) -> Iterator[Path]:
     """Every attempt's files under DIR/<kind>-<name>/shard-<s>/attempt-<a>/, and
     the log tails under DIR/logs/; yields each file written."""
+    names = [n for a in index.attempts for n in (a.kind, a.component)] + [
+        n for t in index.logs for n in (t.pod, t.container)]
+    if bad := [n for n in names if not NAME.match(n)]:
+        raise CliError(f"the results index names {bad[0]!r}, which is not a Kubernetes name: not the operator's")
     for attempt in index.attempts:
         where = f"{attempt.kind}-{attempt.component}/shard-{attempt.shard}/attempt-{attempt.attempt}"
         for path, data in sorted(_files(envs, index, attempt).items()):
-            target = _inside(directory, f"{where}/{path}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            yield target
+            yield _write(directory, f"{where}/{path}", data)
     for tail in index.logs:
         kept = body(envs, index, tail)
         if kept is not None:
-            target = _inside(directory, f"logs/{tail.pod}.{tail.container}.log")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(kept)
-            yield target
+            yield _write(directory, f"logs/{tail.pod}.{tail.container}.log", kept)
 
 
 def log_tails(envs: Environments, index: RunIndex) -> Iterator[tuple[LogTail, bytes | None]]:

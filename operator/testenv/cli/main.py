@@ -173,7 +173,7 @@ def _kept_reports(envs: Environments, owner: Owner, status: TestEnvironmentStatu
     if status.results is None or status.results.expired:
         return {}
     try:
-        index = fetch.kept_run(envs, owner, status.run)
+        index = fetch.kept_run(envs, owner, status.run, status.results.endpoint)
         return fetch.suite_reports(envs, index) if index is not None else {}
     except CliError as exc:
         _console(stderr=True).print(f"the run's reports could not be fetched, so the JUnit file has the "
@@ -333,7 +333,7 @@ def results(
     status = TestEnvironmentStatus.model_validate(obj.get("status") or {})
     owner = Owner(ns, name, obj["metadata"]["uid"])
     wanted = status.run if run is None else run
-    index = fetch.kept_run(envs, owner, wanted)
+    index = fetch.kept_run(envs, owner, wanted, status.results.endpoint if status.results else None)
     if index is None:
         kept = envs.results_runs(ns, owner.uid)
         where = f"runs with results: {', '.join(map(str, kept))}" if kept else "no run has results kept"

@@ -26,7 +26,10 @@ from ..validate import validate
 NAMED_LISTS = ("datastores", "stubs", "services", "seed", "tests")
 # Nested lists of {name, value} where `--set` may add a new item.
 GROWABLE_LISTS = ("env",)
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# What the API server takes as a custom resource's name (and the operator
+# makes a namespace name of, dots turned into '-'): a DNS-1123 subdomain.
+DNS_SUBDOMAIN = re.compile(rf"{DNS_LABEL.pattern}(\.{DNS_LABEL.pattern})*")
 # What `kubectl get -o yaml` adds that must not be applied back.
 SERVER_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
                    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "finalizers", "ownerReferences")
@@ -283,11 +286,11 @@ def check(body: dict[str, Any]) -> models.TestEnvironment:
     name = (body.get("metadata") or {}).get("name")
     if not name:
         problems.append("metadata.name: required; set it in the manifest or pass --name")
-    elif not isinstance(name, str) or len(name) > 63 or not DNS_LABEL.match(name):
-        problems.append(f"metadata.name: {name!r} is not a DNS label (lower-case letters, digits and '-', "
-                        "at most 63 characters, starting and ending with a letter or digit)")
+    elif not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name):
+        problems.append(f"metadata.name: {name!r} is not a DNS subdomain (lower-case letters, digits, '-' and '.', "
+                        "at most 253 characters, starting and ending with a letter or digit)")
     namespace = (body.get("metadata") or {}).get("namespace")
-    if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+    if not isinstance(namespace, str) or len(namespace) > 63 or not DNS_LABEL.fullmatch(namespace):
         problems.append(f"metadata.namespace: {namespace!r} is not a valid namespace name")
     try:
         environment = models.TestEnvironment.model_validate(body)
