@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 
 # A log tail is the end of at most this many lines.
 LOG_LINES = 5000
-# A pod or container whose log is gone for good: its results are a note.
-FINAL_LOG_ERRORS = frozenset({400, 404})
+# A log that cannot be had: the pod or container is gone (400, 404), the
+# operator may not read it (403), or the API server cannot reach the
+# kubelet (500; KWOK's pods have no kubelet at all). Its results are a note.
+# Anything else (429, 502-504: a busy API server) is tried again.
+FINAL_LOG_ERRORS = frozenset({400, 403, 404, 500})
 
 
 @dataclass

@@ -114,7 +114,10 @@ class Kube:
                 return False
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         resource.server_side_apply(
-            body=obj,
+            # Serialised here, as UTF-8 JSON: the client's own json.dumps writes
+            # a character beyond the BMP (an emoji in an env value) as a
+            # surrogate-pair escape, which the API server's apply reader refuses.
+            body=json.dumps(obj, ensure_ascii=False).encode(),
             name=obj["metadata"]["name"],
             namespace=obj["metadata"].get("namespace"),
             field_manager=self.field_manager,
