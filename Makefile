@@ -40,3 +40,4 @@ bench: setup testbed  ## benchmarks, not tests (about 40 min; figures in bench/R
 	$(PYTHON) bench/idle.py --envs 200 --window 320
 	$(PYTHON) bench/scale.py --sizes 200 --repeats 3 --raw --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
 	$(PYTHON) bench/scale.py --sizes 50,100,200 --repeats 1 --raw
+	$(PYTHON) bench/fuzz_manifests.py --seed 20261130 --count 1000 --apply 200

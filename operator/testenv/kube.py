@@ -20,6 +20,7 @@ from . import models
 from .build.copies import SecretRule, config_map_names, secret_names
 from .build.services import CopySource, selects
 from .plan import ObjectRef
+from .wire import apply_body
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,7 @@ class Kube:
                 return False
         resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         resource.server_side_apply(
-            # Serialised here, as UTF-8 JSON: the client's own json.dumps writes
-            # a character beyond the BMP (an emoji in an env value) as a
-            # surrogate-pair escape, which the API server's apply reader refuses.
-            body=json.dumps(obj, ensure_ascii=False).encode(),
+            body=apply_body(obj),  # see wire.py: the client's own JSON is refused
             name=obj["metadata"]["name"],
             namespace=obj["metadata"].get("namespace"),
             field_manager=self.field_manager,

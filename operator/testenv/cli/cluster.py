@@ -25,6 +25,7 @@ from kubernetes.config.config_exception import ConfigException
 from .. import models
 from ..build.common import LABEL_ENV_UID, LABEL_RUN
 from ..results import CHUNKS_ANNOTATION, INDEX_LABEL, SHA_ANNOTATION, body_names
+from ..wire import apply_body
 
 FIELD_MANAGER = "testenv-cli"
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -229,7 +230,7 @@ class Environments:
                          "plural": models.PLURAL, "name": meta["name"]},
             query_params=[("fieldManager", FIELD_MANAGER), ("force", True), ("fieldValidation", "Strict")],
             header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            body=apply_body(body),
             auth_settings=["BearerToken"],
         )
         stored = self._call(f"apply testenvironment {meta['name']}", meta["namespace"], self._send,
