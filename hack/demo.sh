@@ -70,7 +70,8 @@ echo "metrics of this run (http://127.0.0.1:$metrics_port/metrics):"
 curl -s "http://127.0.0.1:$metrics_port/metrics" \
   | grep -E '^testenv_(runs_total|test_results_total|provisioning_seconds_(count|sum))' || true
 echo
-echo "JUnit: $state/$name-junit.xml (exit code $status)"
+echo "JUnit (the suites' real reports, merged): $state/$name-junit.xml (exit code $status)"
 echo "The test bed is still running: export KUBECONFIG=$KUBECONFIG; testenv status $name -n ci"
+echo "What the run kept, also after its namespace is gone: testenv results $name -n ci [--artifacts DIR] [--logs]"
 echo "Stop it with: make cluster-down"
 exit $status

@@ -196,7 +196,9 @@ def test_every_setting_reaches_the_operator_with_its_default(
     cluster: Cluster, helm_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = env_of(render(cluster, helm_home, "testenv-system"))
-    expected = {f"TESTENV_{name.upper()}" for name in Settings.model_fields}
+    # The bucket's keys come from config.resultsS3CredentialsSecret, when one is named.
+    from_secret = {"TESTENV_RESULTS_S3_ACCESS_KEY_ID", "TESTENV_RESULTS_S3_SECRET_ACCESS_KEY"}
+    expected = {f"TESTENV_{name.upper()}" for name in Settings.model_fields} - from_secret
     assert expected <= set(env), f"not set by the chart: {sorted(expected - set(env))}"
     settings = settings_from(env, monkeypatch)
     defaults = Settings.model_construct()
@@ -222,6 +224,12 @@ def test_configured_values_reach_the_operator(
     assert settings.delete_resource_after_collection is True
     assert (settings.namespace_prefix, settings.field_manager) == ("ci", "testenv-ci")
     assert env["TESTENV_HEALTH_PORT"] == "8081" and env["TESTENV_METRICS_PORT"] == "9191"
+    # The bucket's keys reach the operator from the named Secret, never as values.
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(
+        render(cluster, helm_home, "platform", "-f", str(ALL_ON)))["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert from_secret["TESTENV_RESULTS_S3_ACCESS_KEY_ID"] == {"name": "results-bucket", "key": "accessKeyId"}
+    assert from_secret["TESTENV_RESULTS_S3_SECRET_ACCESS_KEY"] == {"name": "results-bucket", "key": "secretAccessKey"}
+    assert settings.results_store == "s3" and settings.results_s3_bucket == "ci-results"
     placement = settings.pod_placement()
     assert dict(placement.node_selector) == {"testenv.dev/pool": "ci"}
     assert [t.wire() for t in placement.tolerations] == [

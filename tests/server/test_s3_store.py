@@ -120,7 +120,7 @@ def test_a_wrong_secret_key_names_the_credentials(s3_server: S3Server) -> None:
     assert str(raised.value) == (
         f"the results store at {s3_server.endpoint} refused the credentials (SignatureDoesNotMatch: "
         "The request signature we calculated does not match the signature you provided. Check your key and "
-        "signing method.); check the access key and secret key in the Secret that results.s3 names"
+        "signing method.); check the access key and secret key in the Secret that config.resultsS3CredentialsSecret names"
     )
     assert "not-the-secret" not in str(raised.value)
 
@@ -134,7 +134,7 @@ def test_a_missing_bucket_is_named(s3_server: S3Server) -> None:
     missing = S3Store(_config(s3_server, bucket="no-such-bucket"))
     expected = (
         f"the results store at {s3_server.endpoint}: bucket 'no-such-bucket' does not exist; "
-        "create it or set results.s3.bucket"
+        "create it or set config.resultsS3Bucket"
     )
     for call in (lambda: missing.put("k", b"x"), lambda: missing.get("k"), lambda: missing.keys("")):
         with pytest.raises(StoreError) as raised:
@@ -158,7 +158,7 @@ def test_a_server_that_is_down_fails_within_seconds() -> None:
 
 
 def test_an_endpoint_that_is_not_a_url_is_a_store_error() -> None:
-    with pytest.raises(StoreError, match="set results.s3.endpoint"):
+    with pytest.raises(StoreError, match="set config.resultsS3Endpoint"):
         S3Store(S3Config(endpoint="s3 dot example", bucket="b", access_key_id="a", secret_access_key="s"))
 
 
