@@ -75,7 +75,8 @@ def main() -> None:
     with session(args) as sess:
         if not sess.audit.available:
             raise SystemExit("API writes need the audit log: use the bench test bed or --audit-log")
-        source = Kube(sess.api, "testenv-bench").read_copy_source(COPY_SOURCE_NAMESPACE, "inventory-service")
+        source = Kube(sess.api, "testenv-bench").read_copy_source(
+            namespace=COPY_SOURCE_NAMESPACE, deployment="inventory-service")
         settings = Settings(copy_allowlist=frozenset({COPY_SOURCE_NAMESPACE}))
         fake = EnvRef(name="x", namespace="x", uid=str(uuid.uuid4()), target_namespace="x")
         rendered = len(render(spec, fake, settings, {"inventory-service": source}).objects)

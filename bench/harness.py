@@ -530,7 +530,8 @@ def target_namespace(env: dict[str, Any]) -> str:
     from testenv.settings import get_settings
 
     meta = env["metadata"]
-    return environment_namespace_name(meta["name"], meta["namespace"], meta["uid"], get_settings().namespace_prefix)
+    return environment_namespace_name(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"],
+                                      prefix=get_settings().namespace_prefix)
 
 
 def delete_namespaces(core: client.CoreV1Api, names: Iterable[str], timeout: float = 600) -> None:

@@ -48,7 +48,8 @@ def main() -> None:
         operator.start()
         envs = sess.environments(NAMESPACE)
         settings = Settings(copy_allowlist=frozenset({COPY_SOURCE_NAMESPACE}))
-        source = Kube(sess.api, "testenv-bench").read_copy_source(COPY_SOURCE_NAMESPACE, "inventory-service")
+        source = Kube(sess.api, "testenv-bench").read_copy_source(
+            namespace=COPY_SOURCE_NAMESPACE, deployment="inventory-service")
         copy_sources = {"inventory-service": source}
         op_times, raw_times, ratios, op_cpu, op_requests, raw_requests = [], [], [], [], [], []
         try:

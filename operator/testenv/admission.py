@@ -12,11 +12,11 @@ WAITING = frozenset({"", str(Phase.PENDING), str(Phase.QUEUED)})
 FINISHED = frozenset(str(p) for p in FINISHED_PHASES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvSummary:
-    uid: str
     namespace: str
     name: str
+    uid: str
     created: str  # creationTimestamp: whole seconds, so ties are broken by name
     phase: str
 

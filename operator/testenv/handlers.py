@@ -1,6 +1,7 @@
 """kopf wiring: indexes of the children, wake-ups on their changes, one
-event-driven loop per TestEnvironment, and the finalizer. Kept thin: the
-work is in reconcile.py and plan.py."""
+event-driven loop per TestEnvironment, the finalizer, and the start and stop
+of the orphan sweep. Kept thin: the work is in reconcile.py, plan.py and
+sweep.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -23,13 +23,13 @@ from .build.common import (
 )
 from .kube import Kube, load_client
 from .observe import Observed, job, slim_event, slim_pod, workload
-from .orphans import environment_namespace, find_orphans, why
-from .peering import outranked
+from .orphans import environment_namespace
 from .plan import was_collected
 from .reconcile import Memory, reconcile
 from .results import Owner
 from .resultstore import ResultsStore, StoreError, bodies_for
 from .settings import get_settings
+from .sweep import OrphanSweep
 from .wakeups import Wakeups
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ def _kube() -> Kube:
     if "kube" not in _state:
         _state["kube"] = Kube(load_client(), get_settings().field_manager)
     return _state["kube"]
+
+
+SWEEP = OrphanSweep(_kube)
 
 
 def _store() -> ResultsStore:
@@ -136,7 +139,7 @@ def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dic
 @kopf.on.event("", "v1", "namespaces", labels=OURS)
 @kopf.on.event("", "v1", "pods", labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
-    _indexes_filled()
+    SWEEP.indexes_filled()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
@@ -153,7 +156,8 @@ async def wake_on_warning(namespace: str | None, body: kopf.Body, **kwargs: Any)
 def environments_by_uid(
     uid: str, name: str, namespace: str | None, meta: kopf.Meta, status: kopf.Status, **_: Any
 ) -> dict[str, Any]:
-    summary = EnvSummary(uid, _namespaced(namespace), name, meta.get("creationTimestamp", ""), status.get("phase", ""))
+    summary = EnvSummary(namespace=_namespaced(namespace), name=name, uid=uid,
+                         created=meta.get("creationTimestamp", ""), phase=status.get("phase", ""))
     return {uid: summary}
 
 
@@ -171,7 +175,7 @@ def _wake_waiting(environments: kopf.Index[str, Any]) -> None:
 
 @kopf.on.event(*TE)
 async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
-    _indexes_filled()
+    SWEEP.indexes_filled()
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.max_active_environments or settings.max_active_per_namespace:
@@ -179,85 +183,22 @@ async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
         _wake_waiting(_index(kwargs, environments_by_uid))
 
 
-# --- the orphan sweep ----------------------------------------------------------------
-# One task per operator, not a kopf timer per namespace: kopf keeps a finalizer
-# on everything a timer watches, and a finalizer on every environment
-# namespace would hold its deletion until this operator runs (and cost two
-# writes each). Namespaces no handler needs a finalizer for lose the one an
-# earlier version left at their next event: kopf removes it by itself.
-
-
-def _indexes_filled() -> None:
-    # kopf calls event handlers only once every index has been filled, so the
-    # first call says the sweep may trust them (an orphan brings an event).
-    if (filled := _state.get("indexed")) is not None:
-        filled.set()
-
-
-async def _paused() -> bool:
-    """kopf pauses its watches and daemons when a peer outranks this operator,
-    not tasks of ours: the sweep asks the peering object itself."""
-    peering = _state.get("peering")
-    if peering is None:
-        return False
-    name, priority = peering
-    peers = await asyncio.to_thread(_kube().cluster_peers, name)
-    return outranked(peers, priority, datetime.now(UTC))
-
-
-async def _sweep_once(namespaces: kopf.Index[str, Any], environments: kopf.Index[str, Any]) -> None:
-    candidates = find_orphans(_index_values(namespaces), set(environments))
-    if not candidates or await _paused():
-        return
-    # The index may lag (an environment created a moment ago, or an operator
-    # still filling it): only the API's current list may condemn a namespace.
-    kube = _kube()
-    live = await asyncio.to_thread(kube.environment_uids)
-    settings = get_settings()
-    for orphan in find_orphans(candidates, live):
-        if settings.orphan_sweep_dry_run:
-            log.warning("would delete namespace %s (dry run): %s", orphan.name, why(orphan))
-            continue
-        if not await asyncio.to_thread(kube.delete_namespace, orphan.name):
-            continue  # gone already; the index has not caught up
-        log.warning("deleting namespace %s: %s", orphan.name, why(orphan))
-        metrics.collected(reason="Orphan")
-        involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
-        try:
-            await asyncio.to_thread(kube.post_event, involved, "Warning", "OrphanCollected", why(orphan))
-        except Exception:  # an Event is worth a log line, not the rest of the pass
-            log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)
-
-
-async def _sweep_forever(namespaces: kopf.Index[str, Any], environments: kopf.Index[str, Any], interval: float) -> None:
-    """A pass as soon as the indexes are filled (orphans pile up while the
-    operator is down), then one every interval."""
-    await _state["indexed"].wait()
-    while True:
-        try:
-            await _sweep_once(namespaces, environments)
-        except Exception:  # the next pass tries again; the operator goes on
-            log.exception("orphan sweep failed; next pass in %ss", interval)
-        await asyncio.sleep(interval)
+# --- the orphan sweep (sweep.py), started and stopped with the operator -------------
 
 
 @kopf.on.startup()
 async def start_orphan_sweep(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    peering = None
     if not settings.peering.standalone and settings.peering.clusterwide:
-        _state["peering"] = (settings.peering.name, settings.peering.priority)
-    interval = get_settings().orphan_sweep_interval_seconds
-    _state["indexed"] = asyncio.Event()
-    _state["sweep"] = asyncio.create_task(
-        _sweep_forever(_index(kwargs, environment_namespaces), _index(kwargs, environments_by_uid), interval)
-    )
+        peering = (settings.peering.name, settings.peering.priority)
+    ours = get_settings()
+    SWEEP.start(_index(kwargs, environment_namespaces), _index(kwargs, environments_by_uid),
+                interval=ours.orphan_sweep_interval_seconds, dry_run=ours.orphan_sweep_dry_run, peering=peering)
 
 
 @kopf.on.cleanup()
 async def stop_orphan_sweep(**_: Any) -> None:
-    task = _state.pop("sweep", None)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await SWEEP.stop()
 
 
 def _namespace(namespaces: kopf.Index[str, Any], target: str) -> Any:
@@ -310,13 +251,13 @@ async def run_environment(
             if body.metadata.get("deletionTimestamp"):
                 return
             meta = body.metadata
-            target = environment_namespace_name(meta["name"], meta["namespace"], uid, settings.namespace_prefix)
+            target = environment_namespace_name(namespace=meta["namespace"], name=meta["name"], uid=uid,
+                                                prefix=settings.namespace_prefix)
             observed = _observed(target, kwargs)
             snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
             snapshot["metadata"]["uid"] = uid
-            me = EnvSummary(
-                uid, meta["namespace"], meta["name"], meta.get("creationTimestamp", ""), body.status.get("phase", "")
-            )
+            me = EnvSummary(namespace=meta["namespace"], name=meta["name"], uid=uid,
+                            created=meta.get("creationTimestamp", ""), phase=body.status.get("phase", ""))
             everyone = _index_values(_index(kwargs, environments_by_uid))
             admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
             try:
@@ -346,7 +287,7 @@ async def collect_on_delete(
     namespace = _namespaced(namespace)
     namespaces = _index(kwargs, environment_namespaces)
     settings = get_settings()
-    target = environment_namespace_name(name, namespace, uid, settings.namespace_prefix)
+    target = environment_namespace_name(namespace=namespace, name=name, uid=uid, prefix=settings.namespace_prefix)
     kube = _kube()
     seen = _namespace(namespaces, target)
     # Not in the index may also mean "created a moment ago, not seen yet":
@@ -355,7 +296,8 @@ async def collect_on_delete(
     unknown = seen is None and not was_collected(status)
     if (unknown or (seen and seen.phase != "Terminating")) and await asyncio.to_thread(kube.delete_namespace, target):
         message = f"deleting namespace {target}"
-        await asyncio.to_thread(kube.patch_status, namespace, name, {"phase": "Terminating", "message": message})
+        await asyncio.to_thread(kube.patch_status, namespace=namespace, name=name,
+                                status={"phase": "Terminating", "message": message})
         kopf.event(body, type="Normal", reason="Terminating", message=message)
     deadline = asyncio.get_running_loop().time() + COLLECT_WAIT_SECONDS
     with WAKEUPS.listen(uid) as wake:
@@ -374,7 +316,7 @@ async def collect_on_delete(
                 pass
     # ConfigMaps go with the resource they are owned by; objects in a bucket are ours to delete.
     try:
-        await asyncio.to_thread(_store().forget_bucket, Owner(namespace, name, uid))
+        await asyncio.to_thread(_store().forget_bucket, Owner(namespace=namespace, name=name, uid=uid))
     except StoreError as exc:
         # Never hold the resource's deletion for a store that is down: say what stays behind.
         kopf.warn(body, reason="ResultsNotDeleted", message=f"results left in the bucket: {exc}"[:1000])

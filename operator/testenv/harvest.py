@@ -63,13 +63,13 @@ def _has_collector(pod: Mapping[str, Any]) -> bool:
     return any(c.get("name") == COLLECTOR_CONTAINER for c in (pod.get("spec") or {}).get("initContainers") or [])
 
 
-def _read_attempt(kube: Kube, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
+def _read_attempt(kube: Kube, *, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
     """(archive, manifest, files, notes) of one pod's collector. An API
     error that may pass (a kubelet that is busy, 429, 5xx) is raised: the
     reconcile is tried again, and the suite waits for its results."""
     try:
-        text = kube.read_log(namespace, pod, COLLECTOR_CONTAINER).decode("ascii", errors="replace")
-        archive = unframe(text)
+        log_bytes = kube.read_log(namespace=namespace, pod=pod, container=COLLECTOR_CONTAINER)
+        archive = unframe(log_bytes.decode("ascii", errors="replace"))
         manifest, files = unpack(archive, max_total_bytes=MAX_TOTAL_BYTES)
     except ApiException as exc:
         if exc.status not in FINAL_LOG_ERRORS:
@@ -94,7 +94,7 @@ def harvest_job(
             continue
         name = meta.get("name", "")
         shard, attempt = numbering[name]
-        archive, manifest, files, notes = _read_attempt(kube, namespace, name)
+        archive, manifest, files, notes = _read_attempt(kube, namespace=namespace, pod=name)
         if manifest is None:
             found = AttemptResults(kind=job.kind, component=job.component, shard=shard, attempt=attempt,
                                    pod=name, phase=phase, notes=notes)
@@ -141,7 +141,8 @@ def harvest_logs(
         name = (pod.get("metadata") or {}).get("name", "")
         for container, why, previous in _failed_containers(pod):
             try:
-                data = kube.read_log(namespace, name, container, tail_lines=LOG_LINES, previous=previous)
+                data = kube.read_log(namespace=namespace, pod=name, container=container, tail_lines=LOG_LINES,
+                                     previous=previous)
             except ApiException:
                 continue  # a vanished pod, or a container that never started: its reason is on the status
             tail = data[-LOG_TAIL_BYTES:]

@@ -202,19 +202,21 @@ class Kube:
         )
         return dict(_json_object(found).get("status") or {})
 
-    def delete_environment(self, namespace: str, name: str) -> None:
+    def delete_environment(self, *, namespace: str, name: str) -> None:
         try:
             self.custom.delete_namespaced_custom_object(models.GROUP, models.VERSION, namespace, models.PLURAL, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status}
         )
 
-    def read_copy_source(self, namespace: str, deployment: str, rule: SecretRule | None = None) -> CopySource | None:
+    def read_copy_source(
+        self, *, namespace: str, deployment: str, rule: SecretRule | None = None
+    ) -> CopySource | None:
         """The Deployment, the Services selecting it, and what its pod template
         references: every ConfigMap, and the Secrets rule lets the operator
         read (by name; others are not asked for, and not readable)."""
@@ -226,16 +228,16 @@ class Kube:
             raise
         services = self.api.sanitize_for_serialization(self.core.list_namespaced_service(namespace).items)
         pod_spec = ((source.get("spec") or {}).get("template") or {}).get("spec") or {}
-        config_maps = {name: self._read_or_none(self.core.read_namespaced_config_map, name, namespace)
+        config_maps = {name: self._read_or_none(self.core.read_namespaced_config_map, namespace=namespace, name=name)
                        for name in config_map_names(pod_spec)}
         secrets = {}
         if rule is not None:
-            secrets = {name: self.read_secret(namespace, name)
+            secrets = {name: self.read_secret(namespace=namespace, name=name)
                        for name in secret_names(pod_spec) if rule.allows_name(name)}
         return CopySource(deployment=source, services=[s for s in services if selects(s, source)],
                           config_maps=config_maps, secrets=secrets)
 
-    def _read_or_none(self, read: Any, name: str, namespace: str) -> dict[str, Any] | None:
+    def _read_or_none(self, read: Any, *, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = self.api.sanitize_for_serialization(
                 read(name, namespace, _request_timeout=REQUEST_TIMEOUT))
@@ -252,12 +254,12 @@ class Kube:
                 slim[key] = found[key]
         return slim
 
-    def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def read_secret(self, *, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret of an allowed source namespace (name, labels, type and data
         only), or None when there is none. Its values are never logged."""
-        return self._read_or_none(self.core.read_namespaced_secret, name, namespace)
+        return self._read_or_none(self.core.read_namespaced_secret, namespace=namespace, name=name)
 
-    def read_pull_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def read_pull_secret(self, *, namespace: str, name: str) -> dict[str, Any] | None:
         """A pull Secret of the operator's namespace as read_secret reads it, or
         None when there is none; read at most once per PULL_SECRET_TTL."""
         key, now = (namespace, name), time.monotonic()
@@ -265,13 +267,14 @@ class Kube:
             cached = self._pull_secrets.get(key)
         if cached is not None and now - cached[0] < PULL_SECRET_TTL:
             return cached[1]
-        found = self.read_secret(namespace, name)
+        found = self.read_secret(namespace=namespace, name=name)
         with self._lock:
             self._pull_secrets[key] = (now, found)
         return found
 
     def service_proxy(
         self,
+        *,
         namespace: str,
         service: str,
         port: int,
@@ -296,11 +299,11 @@ class Kube:
             raise ApiException(http_resp=response)
         return json.loads(answer)
 
-    def job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+    def job_pods(self, *, namespace: str, job: str) -> list[dict[str, Any]]:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
         return self.api.sanitize_for_serialization(pods)
 
-    def container_log(self, namespace: str, pod: str, container: str, limit_bytes: int) -> bytes | None:
+    def container_log(self, *, namespace: str, pod: str, container: str, limit_bytes: int) -> bytes | None:
         """The tail of a container's log as bytes (a log need not be UTF-8):
         its previous instance's after a restart, else its current one."""
         for previous in (True, False):
@@ -315,7 +318,7 @@ class Kube:
         return None
 
     def read_log(
-        self, namespace: str, pod: str, container: str, *, tail_lines: int | None = None, previous: bool = False,
+        self, *, namespace: str, pod: str, container: str, tail_lines: int | None = None, previous: bool = False,
     ) -> bytes:
         """A container's log (its last tail_lines), as bytes; raises ApiException."""
         response = self.core.read_namespaced_pod_log(
@@ -350,7 +353,7 @@ class Kube:
         self.core.delete_collection_namespaced_config_map(
             namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
 
-    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
+    def log_tail(self, *, namespace: str, pod: str, lines: int = 20) -> str:
         try:
             return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=lines) or ""
         except ApiException:

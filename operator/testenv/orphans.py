@@ -1,5 +1,5 @@
 """Which environment namespaces have lost their TestEnvironment: the sweep's
-pure half. The handlers feed it the namespace and environment indexes."""
+pure half. sweep.py feeds it kopf's namespace and environment indexes."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from .models import (
     ComponentStatus,
     Condition,
     ConditionStatus,
+    CopyFrom,
     Counts,
     Datastore,
     EnvVar,
@@ -103,6 +104,10 @@ class PlanInput:
     errors: list[SpecError] = field(default_factory=list)
     admission: Admission = Admission()
     new_password: Callable[[], str] = datastore_build.generate_password
+
+
+# A condition as the planner wants it: (type, status, reason, message).
+_ConditionRow = tuple[str, ConditionStatus, str, str]
 
 
 def _ts(moment: datetime) -> str:
@@ -218,6 +223,9 @@ class _Planner:
         next: a Secret the administrator's rule does not allow, one too large,
         a ConfigMap name the operator itself uses or two copies disagree on.
         Known before anything is provisioned, so nothing half-starts."""
+        return self._copied_deployment_errors() + self._borrowed_secret_errors()
+
+    def _copied_deployment_errors(self) -> list[SpecError]:
         errors: list[SpecError] = []
         reserved = self._operator_config_maps()
         copied_maps: dict[str, tuple[str, Any]] = {}
@@ -244,6 +252,10 @@ class _Planner:
                         errors.append(SpecError(where, (
                             f"ConfigMap {name} differs from the one {other[0]} copies under the same name; "
                             "copies of one environment share a namespace, so they must agree")))
+        return errors
+
+    def _borrowed_secret_errors(self) -> list[SpecError]:
+        errors: list[SpecError] = []
         for field_name in ("services", "seed", "tests"):
             for i, item in enumerate(getattr(self.spec, field_name)):
                 for j, var in enumerate(item.env):
@@ -280,40 +292,45 @@ class _Planner:
                 component, self.env, component.image or settings.wiremock_image, placement, self.plan.status.run
             )
         if component.copy_from:
-            source = self.observed.copy_sources.get(component.name)
-            if source is None:
-                # Nothing is watched in source namespaces; look again in a while.
-                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
-                return (
-                    f"source Deployment {component.copy_from.namespace}/{component.copy_from.deployment} "
-                    "not found; create it or fix spec.services[].copyFrom"
-                )
-            pod_spec = ((source.deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-            check = copy_build.check_references(
-                pod_spec, component.copy_from.namespace, source.config_maps, source.secrets,
-                settings.copy_secrets.get(component.copy_from.namespace), self._operator_secrets())
-            if check.missing is not None:
-                self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
-                return check.missing
-            credentials = self._credentials(component.env)
-            if isinstance(credentials, str):
-                return credentials
-            notes: list[str] = []
-            usable = copy_build.usable_secrets(source.secrets, settings.copy_secrets.get(component.copy_from.namespace))
-            objects = service_build.copied_service_objects(
-                component, replace(source, secrets=usable), self.env, self._injected_env(), placement,
-                credentials, notes, self._operator_secrets(),
-            )
-            self.notes[component.name] = notes
-            # Copied Secrets are created once (named by the source's version), never applied.
-            self.plan.create.extend(o for o in objects if o["kind"] == "Secret")
-            return [o for o in objects if o["kind"] != "Secret"]
+            return self._copied_service_objects(component, component.copy_from)
         credentials = self._credentials(component.env)
         if isinstance(credentials, str):
             return credentials
         return service_build.image_service_objects(
             component, self.env, self._injected_env(), placement, credentials
         )
+
+    def _copied_service_objects(self, component: Service, copy_from: CopyFrom) -> list[dict[str, Any]] | str:
+        """A service copied from a Deployment: its objects, or why they cannot be built yet."""
+        settings, placement = self.settings, self.placement
+        source = self.observed.copy_sources.get(component.name)
+        if source is None:
+            # Nothing is watched in source namespaces; look again in a while.
+            self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+            return (
+                f"source Deployment {copy_from.namespace}/{copy_from.deployment} "
+                "not found; create it or fix spec.services[].copyFrom"
+            )
+        pod_spec = ((source.deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        check = copy_build.check_references(
+            pod_spec, copy_from.namespace, source.config_maps, source.secrets,
+            settings.copy_secrets.get(copy_from.namespace), self._operator_secrets())
+        if check.missing is not None:
+            self._wake_at(self.given.now + timedelta(seconds=COPY_SOURCE_RECHECK))
+            return check.missing
+        credentials = self._credentials(component.env)
+        if isinstance(credentials, str):
+            return credentials
+        notes: list[str] = []
+        usable = copy_build.usable_secrets(source.secrets, settings.copy_secrets.get(copy_from.namespace))
+        objects = service_build.copied_service_objects(
+            component, replace(source, secrets=usable), self.env, self._injected_env(), placement,
+            credentials, notes, self._operator_secrets(),
+        )
+        self.notes[component.name] = notes
+        # Copied Secrets are created once (named by the source's version), never applied.
+        self.plan.create.extend(o for o in objects if o["kind"] == "Secret")
+        return [o for o in objects if o["kind"] != "Secret"]
 
     def components(self, seed_phases: dict[str, JobPhase]) -> list[ComponentStatus]:
         fills = seed_fills(self.spec)
@@ -489,31 +506,52 @@ class _Planner:
     # -- the whole --------------------------------------------------------
 
     def run(self) -> Plan:
-        given, settings = self.given, self.settings
+        given = self.given
         if not given.admission.admitted and not given.errors:
-            status = given.previous.model_copy(deep=True)
-            status.phase, status.message = Phase.QUEUED, given.admission.message
-            self.plan.status = status
-            return self._finish(status)
+            return self._queued()
         status = self._start_status()
         self.plan.status = status
-        now = given.now
-
-        errors = given.errors or self.copy_errors()
-        if errors:
-            status.phase = Phase.ERROR
-            status.message = "; ".join(str(e) for e in errors)
-            status.components, status.seeds, status.tests = [], [], []
-            status.summary = status.ready_components = status.test_counts = None
-            status.conditions = _conditions(given.previous, now, [
-                ("Ready", ConditionStatus.FALSE, "InvalidSpec", status.message)])
+        if errors := (given.errors or self.copy_errors()):
+            return self._invalid(status, errors)
+        if given.previous.phase in FINISHED_PHASES and given.previous.run == status.run:
+            status.phase = given.previous.phase  # the run is over: nothing more starts
             return self._finish(status)
+        self._namespace(status.run)
+        status.components, status.seeds = self._components_and_seeds(status.run)
+        self._readiness(status)
+        same_run = given.previous.run == status.run
+        status.tests = self._tests(status, same_run)
+        self._counts_and_results(status)
+        final_causes = self._pod_facts(status, same_run)
+        status.phase, status.message = self._phase(status)
+        cause = self._end_on_final_cause(status, final_causes)
+        self._end_at_deadline(status)
+        status.conditions = _conditions(given.previous, given.now, [
+            _ready_condition(status), self._tests_condition(status, cause)])
+        self._suite_events(given.previous.tests if same_run else [], status.tests)
+        self._seed_events(given.previous.seeds if same_run else [], status.seeds)
+        return self._finish(status)
 
-        finished_before = given.previous.phase in FINISHED_PHASES and given.previous.run == status.run
-        if finished_before:
-            status.phase = given.previous.phase
-            return self._finish(status)
+    def _queued(self) -> Plan:
+        """Over the concurrency limits: the status says so and nothing starts."""
+        status = self.given.previous.model_copy(deep=True)
+        status.phase, status.message = Phase.QUEUED, self.given.admission.message
+        self.plan.status = status
+        return self._finish(status)
 
+    def _invalid(self, status: TestEnvironmentStatus, errors: list[SpecError]) -> Plan:
+        """A spec that cannot run: its errors on the status, nothing provisioned."""
+        status.phase = Phase.ERROR
+        status.message = "; ".join(str(e) for e in errors)
+        status.components, status.seeds, status.tests = [], [], []
+        status.summary = status.ready_components = status.test_counts = None
+        status.conditions = _conditions(self.given.previous, self.given.now, [
+            ("Ready", ConditionStatus.FALSE, "InvalidSpec", status.message)])
+        return self._finish(status)
+
+    def _namespace(self, run: int) -> None:
+        """The namespace and what every run has in it; earlier runs' Jobs go."""
+        settings = self.settings
         self.plan.apply.extend(namespace_build.namespace_objects(
             self.env, self.spec.isolation,
             pod_security_level=settings.pod_security_level,
@@ -523,130 +561,124 @@ class _Planner:
             container_defaults={"cpu": settings.default_container_cpu, "memory": settings.default_container_memory},
         ))
         self.plan.apply.extend(self._pull_secret_copies())
-        self.old_jobs(status.run)
+        self.old_jobs(run)
 
+    def _components_and_seeds(self, run: int) -> tuple[list[ComponentStatus], list[SeedStatus]]:
         # Seeds depend on datastore readiness and gate services: settle
         # readiness first (components), then seeds, then components again
         # with the seeds' outcome, which only ever unblocks more.
-        previous_seed_phases = {s.name: s.phase for s in given.previous.seeds if given.previous.run == status.run}
+        previous = self.given.previous
+        previous_seed_phases = {s.name: s.phase for s in previous.seeds if previous.run == run}
         applied = len(self.plan.apply)
         self.components(previous_seed_phases)
-        seeds = self.seeds(status.run)
-        seed_phases = {s.name: s.phase for s in seeds}
+        seed_phases = {s.name: s.phase for s in self.seeds(run)}
         del self.plan.apply[applied:]
         self.plan.create.clear()
-        components = self.components(seed_phases)
-        seeds = self.seeds(status.run)
-        status.components, status.seeds = components, seeds
+        return self.components(seed_phases), self.seeds(run)
 
-        all_ready = all(c.ready for c in components)
-        seeds_done = all(s.phase == JobPhase.SUCCEEDED for s in seeds)
-        seed_failed = [s for s in seeds if s.phase == JobPhase.FAILED]
-        ready_count = sum(c.ready for c in components)
-        status.ready_components = f"{ready_count}/{len(components)}"
-        if all_ready and status.ready_at is None:
-            status.ready_at = _ts(now)
+    def _readiness(self, status: TestEnvironmentStatus) -> None:
+        ready_count = sum(c.ready for c in status.components)
+        status.ready_components = f"{ready_count}/{len(status.components)}"
+        if _all_ready(status) and status.ready_at is None:
+            status.ready_at = _ts(self.given.now)
 
-        same_run = given.previous.run == status.run
+    def _testing_started(self, run: int) -> bool:
+        return any(self._job(t.name, run) for t in self.spec.tests)
+
+    def _tests(self, status: TestEnvironmentStatus, same_run: bool) -> list[SuiteStatus]:
+        """The suites and stub checks, once the environment is up and seeded."""
+        seeds_done = all(s.phase == JobPhase.SUCCEEDED for s in status.seeds)
         # Once suites run, a component flapping does not undo their results.
-        testing_started = any(self._job(t.name, status.run) for t in self.spec.tests)
-        suites: list[SuiteStatus] = []
-        if self.spec.tests and seeds_done and (all_ready or testing_started):
-            suites = self.suites(status.run, given.previous.tests if same_run else [])
-            suites += self._stub_checks(suites)
-        else:
-            suites = [SuiteStatus(name=t.name, message="waiting for the environment") for t in self.spec.tests]
-        status.tests = suites
-        finished_suites = [s for s in suites if s.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
+        if not (self.spec.tests and seeds_done and (_all_ready(status) or self._testing_started(status.run))):
+            return [SuiteStatus(name=t.name, message="waiting for the environment") for t in self.spec.tests]
+        suites = self.suites(status.run, self.given.previous.tests if same_run else [])
+        return suites + self._stub_checks(suites)
+
+    def _counts_and_results(self, status: TestEnvironmentStatus) -> None:
+        """The run's counts, and where what it kept is listed."""
+        suites, settings, logs_kept = status.tests, self.settings, self.observed.logs_kept
         status.summary = sum((Counts(passed=s.passed, failed=s.failed, skipped=s.skipped) for s in suites), Counts())
         status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
-        if status.results is None and (any(s.results for s in suites) or given.observed.logs_kept):
-            owner = Owner(self.env.namespace, self.env.name, self.env.uid)
-            s3 = given.settings.results_store == "s3"
-            status.results = RunResults(index=index_name(owner, status.run), store=given.settings.results_store,
-                                        endpoint=given.settings.results_s3_endpoint if s3 else None)
-        if status.results is not None and given.observed.logs_kept:
-            status.results.logs = given.observed.logs_kept
+        if status.results is None and (any(s.results for s in suites) or logs_kept):
+            owner = Owner(namespace=self.env.namespace, name=self.env.name, uid=self.env.uid)
+            s3 = settings.results_store == "s3"
+            status.results = RunResults(index=index_name(owner, status.run), store=settings.results_store,
+                                        endpoint=settings.results_s3_endpoint if s3 else None)
+        if status.results is not None and logs_kept:
+            status.results.logs = logs_kept
+
+    def _phase(self, status: TestEnvironmentStatus) -> tuple[Phase, str]:
+        """Where the run is, from its components, seeds and suites."""
+        components, seeds, suites = status.components, status.seeds, status.tests
+        seed_failed = [s for s in seeds if s.phase == JobPhase.FAILED]
         failed_suites = [s.name for s in suites if s.phase == JobPhase.FAILED]
-        final_causes = self._pod_facts(status, same_run)
-
-        waiting = [f"{c.name} ({c.message})" for c in components if not c.ready]
+        waiting = _waiting(status)
         if seed_failed:
-            status.phase = Phase.FAILED
-            status.message = f"seed {seed_failed[0].name} failed: {seed_failed[0].message}"
-        elif not all_ready and not testing_started:
+            return Phase.FAILED, f"seed {seed_failed[0].name} failed: {seed_failed[0].message}"
+        if not _all_ready(status) and not self._testing_started(status.run):
             started_seeding = any(s.phase != JobPhase.PENDING or s.message == "starting" for s in seeds)
-            status.phase = Phase.SEEDING if started_seeding else Phase.PROVISIONING
-            status.message = f"waiting for {len(waiting)} of {len(components)} components: " + "; ".join(waiting)
-        elif not seeds_done:
-            status.phase = Phase.SEEDING
-            status.message = "seeding: " + ", ".join(s.name for s in seeds if s.phase != JobPhase.SUCCEEDED)
-        elif not self.spec.tests:
-            status.phase = Phase.READY
-            status.message = "all components ready (no tests: preview environment)"
-        elif len(finished_suites) < len(suites) or self.plan.read_results:
-            status.phase = Phase.TESTING
-            running = [s.name for s in suites if s.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
-            status.message = "testing: " + ", ".join(running)
-        elif failed_suites:
-            status.phase = Phase.FAILED
-            status.message = f"{len(failed_suites)} suite(s) failed: {', '.join(failed_suites)}"
-        else:
-            status.phase = Phase.SUCCEEDED
-            status.message = f"all {len(suites)} suite(s) passed"
+            return (Phase.SEEDING if started_seeding else Phase.PROVISIONING,
+                    f"waiting for {len(waiting)} of {len(components)} components: " + "; ".join(waiting))
+        if not all(s.phase == JobPhase.SUCCEEDED for s in seeds):
+            return Phase.SEEDING, "seeding: " + ", ".join(s.name for s in seeds if s.phase != JobPhase.SUCCEEDED)
+        if not self.spec.tests:
+            return Phase.READY, "all components ready (no tests: preview environment)"
+        running = [s.name for s in suites if s.phase not in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.SKIPPED)]
+        if running or self.plan.read_results:
+            return Phase.TESTING, "testing: " + ", ".join(running)
+        if failed_suites:
+            return Phase.FAILED, f"{len(failed_suites)} suite(s) failed: {', '.join(failed_suites)}"
+        return Phase.SUCCEEDED, f"all {len(suites)} suite(s) passed"
 
-        cause: Diagnosis | None = None
-        if final_causes and status.phase not in FINISHED_PHASES:
-            # It will not fix itself: end now, not at activeDeadlineSeconds.
-            where, cause = final_causes[0]
-            status.phase = Phase.ERROR
-            status.message = f"{where}: {cause.message}"
-            self._stop_run()
+    def _end_on_final_cause(
+        self, status: TestEnvironmentStatus, final_causes: list[tuple[str, Diagnosis]]
+    ) -> Diagnosis | None:
+        """A cause that will not fix itself ends the run now, not at activeDeadlineSeconds."""
+        if not final_causes or status.phase in FINISHED_PHASES:
+            return None
+        where, cause = final_causes[0]
+        status.phase = Phase.ERROR
+        status.message = f"{where}: {cause.message}"
+        self._stop_run()
+        return cause
 
+    def _end_at_deadline(self, status: TestEnvironmentStatus) -> None:
         deadline = self.spec.lifecycle.active_deadline_seconds
         started = _parse(status.started_at)
-        if deadline and started and status.phase not in FINISHED_PHASES and now >= started + timedelta(seconds=deadline):
-            if not self.spec.tests and status.ready_at is not None:
-                # A preview's deadline is its planned end, not a failure.
-                status.phase = Phase.SUCCEEDED
-                status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
-            else:
-                status.phase = Phase.TIMED_OUT
-                status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
-            self._stop_run()
-
-        diagnosed = next((c.reason for c in components if not c.ready and c.reason), None)
-        if all_ready:
-            ready_condition = ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "")
-        elif diagnosed is not None:
-            ready_condition = ("Ready", ConditionStatus.FALSE, diagnosed, "; ".join(waiting))
+        if not deadline or not started or status.phase in FINISHED_PHASES:
+            return
+        if self.given.now < started + timedelta(seconds=deadline):
+            return
+        if not self.spec.tests and status.ready_at is not None:
+            # A preview's deadline is its planned end, not a failure.
+            status.phase = Phase.SUCCEEDED
+            status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
         else:
-            ready_condition = ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", "; ".join(waiting))
-        jobs: list[SeedStatus | SuiteStatus] = [*seeds, *suites]
+            status.phase = Phase.TIMED_OUT
+            status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
+        self._stop_run()
+
+    def _tests_condition(self, status: TestEnvironmentStatus, cause: Diagnosis | None) -> _ConditionRow:
+        failed_suites = [s.name for s in status.tests if s.phase == JobPhase.FAILED]
+        seed_failed = any(s.phase == JobPhase.FAILED for s in status.seeds)
+        jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
         job_reason = next((j.reason for j in jobs if j.reason and j.phase == JobPhase.RUNNING), None)
         if status.phase == Phase.TIMED_OUT:
-            tests_condition = ("TestsPassed", ConditionStatus.FALSE, "TimedOut", status.message)
-        elif not self.spec.tests:
+            return ("TestsPassed", ConditionStatus.FALSE, "TimedOut", status.message)
+        if not self.spec.tests:
             reason, message = ("PreviewEnded", status.message) if status.phase == Phase.SUCCEEDED else (
                 "NoTests", "no test suites: preview environment")
-            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, reason, message)
-        elif cause is not None:
-            tests_condition = ("TestsPassed", ConditionStatus.FALSE, str(cause.reason), status.message)
-        elif failed_suites or seed_failed:
-            tests_condition = ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed",
-                               ", ".join(failed_suites) or "a seed failed")
-        elif status.phase == Phase.SUCCEEDED:
-            tests_condition = ("TestsPassed", ConditionStatus.TRUE, "AllSuitesPassed", status.message)
-        elif job_reason is not None:
-            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN, job_reason,
-                               next(j.message for j in jobs if j.reason == job_reason))
-        else:
-            tests_condition = ("TestsPassed", ConditionStatus.UNKNOWN,
-                               "Running" if status.phase == Phase.TESTING else "Pending", "")
-        status.conditions = _conditions(given.previous, now, [ready_condition, tests_condition])
-        self._suite_events(given.previous.tests if same_run else [], suites)
-        self._seed_events(given.previous.seeds if same_run else [], seeds)
-        return self._finish(status)
+            return ("TestsPassed", ConditionStatus.UNKNOWN, reason, message)
+        if cause is not None:
+            return ("TestsPassed", ConditionStatus.FALSE, str(cause.reason), status.message)
+        if failed_suites or seed_failed:
+            return ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed", ", ".join(failed_suites) or "a seed failed")
+        if status.phase == Phase.SUCCEEDED:
+            return ("TestsPassed", ConditionStatus.TRUE, "AllSuitesPassed", status.message)
+        if job_reason is not None:
+            return ("TestsPassed", ConditionStatus.UNKNOWN, job_reason,
+                    next(j.message for j in jobs if j.reason == job_reason))
+        return ("TestsPassed", ConditionStatus.UNKNOWN, "Running" if status.phase == Phase.TESTING else "Pending", "")
 
     def _refused(self, owner: PodOwner) -> bool:
         found = self.observed.diagnoses.get(owner)
@@ -782,8 +814,26 @@ class _Planner:
         return self.plan
 
 
-def _conditions(previous: TestEnvironmentStatus, now: datetime,
-                wanted: list[tuple[str, ConditionStatus, str, str]]) -> list[Condition]:
+def _all_ready(status: TestEnvironmentStatus) -> bool:
+    return all(c.ready for c in status.components)
+
+
+def _waiting(status: TestEnvironmentStatus) -> list[str]:
+    """The components not ready yet, with why."""
+    return [f"{c.name} ({c.message})" for c in status.components if not c.ready]
+
+
+def _ready_condition(status: TestEnvironmentStatus) -> _ConditionRow:
+    if _all_ready(status):
+        return ("Ready", ConditionStatus.TRUE, "AllComponentsReady", "")
+    diagnosed = next((c.reason for c in status.components if not c.ready and c.reason), None)
+    waiting = "; ".join(_waiting(status))
+    if diagnosed is not None:
+        return ("Ready", ConditionStatus.FALSE, diagnosed, waiting)
+    return ("Ready", ConditionStatus.FALSE, "ComponentsNotReady", waiting)
+
+
+def _conditions(previous: TestEnvironmentStatus, now: datetime, wanted: list[_ConditionRow]) -> list[Condition]:
     before = {c.type: c for c in previous.conditions}
     out = []
     for type_, state, reason, message in wanted:

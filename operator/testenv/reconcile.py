@@ -1,5 +1,7 @@
-"""One reconciliation of one TestEnvironment: gather what is observed, plan,
-act on the plan, write the status. Runs in a worker thread (blocking I/O)."""
+"""One reconciliation of one TestEnvironment, in steps: gather what is
+observed, plan (reading the results it asks for), keep results at the run's
+end, act on the plan, write the status, post Events. Runs in a worker thread
+(blocking I/O)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .build.copies import credential_refs
 from .build.services import CopySource
 from .diagnose import (
     MAX_LOG_BYTES,
+    Diagnosis,
     PodOwner,
     diagnose_owners,
     grace_ends,
@@ -40,7 +43,7 @@ from .models import (
 )
 from .observe import Observed, SuiteResult, images, suite_result
 from .pacing import hold_status
-from .plan import Admission, PlanInput, plan
+from .plan import Admission, Plan, PlanInput, plan
 from .results import Owner
 from .resultstore import ResultsStore, StoreError
 from .settings import Settings
@@ -80,6 +83,13 @@ class Memory:
             self.run_budget = RunBudget(settings.results_max_run_bytes)
         return self.run_budget
 
+    def results_of(self, run: int) -> dict[str, SuiteResult]:
+        """Suites' results read for this run, by Job name (which ends in -r<run>)."""
+        return {job: found for job, found in self.results.items() if job.endswith(f"-r{run}")}
+
+    def stub_checks_of(self, run: int) -> dict[str, SuiteStatus]:
+        return {stub: checked for (r, stub), checked in self.stub_checks.items() if r == run}
+
 
 LOG_REREAD = 30.0
 # An apply the API server refused is tried again this soon (and on any change).
@@ -106,6 +116,40 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
+@dataclass
+class _Pass:
+    """One reconcile of one environment: the resource as read, what is observed
+    of it (which grows as the pass reads more), and where it acts."""
+
+    body: Mapping[str, Any]
+    env: EnvRef
+    generation: int
+    spec: TestEnvironmentSpec
+    errors: list[SpecError]
+    previous: TestEnvironmentStatus
+    run: int
+    now: datetime
+    observed: Observed
+    kube: Kube
+    settings: Settings
+    memory: Memory
+    admission: Admission
+    store: ResultsStore | None
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(namespace=self.env.namespace, name=self.env.name, uid=self.env.uid)
+
+    def budget(self) -> RunBudget:
+        return self.memory.budget(self.settings)
+
+    def plan(self) -> Plan:
+        return plan(PlanInput(
+            env=self.env, spec=self.spec, generation=self.generation, previous=self.previous,
+            observed=self.observed, now=self.now, settings=self.settings, errors=self.errors, admission=self.admission,
+        ))
+
+
 def reconcile(
     body: Mapping[str, Any],
     observed: Observed,
@@ -115,134 +159,221 @@ def reconcile(
     admission: Admission = Admission(),
     store: ResultsStore | None = None,
 ) -> float | None:
-    """Returns seconds until a time-driven change (a deadline, an expiry, a held
-    status write), if any. Without a store, results are counted, not kept."""
+    """One pass, in the steps below. Returns seconds until a time-driven change
+    (a deadline, an expiry, a held status write), if any. Without a store,
+    results are counted, not kept."""
+    this = _gather(body, observed, kube, settings, memory, admission, store)
+    pods_wake = _look_at_pods(this)
+    result = _plan_reading_results(this)
+    result = _keep_results_at_run_end(this, result)
+    _forget_expired_results(this, result)
+    refused = _act_on_plan(this, result)
+    collected = _collect_namespace(this, result)
+    if _delete_resource_once_collected(this, result):
+        return None
+    wake_after = _next_wake(result, pods_wake, refused=refused)
+    if held := _write_status(this, result, collected=collected):
+        # Planned again from the same status when it is due; nothing is lost.
+        return held if wake_after is None else min(wake_after, held)
+    _post_events(this, result)
+    metrics.observe_status(this.env.uid, this.previous, result.status)
+    return wake_after
+
+
+# --- observe ------------------------------------------------------------------------
+
+
+def _gather(
+    body: Mapping[str, Any], observed: Observed, kube: Kube, settings: Settings, memory: Memory,
+    admission: Admission, store: ResultsStore | None,
+) -> _Pass:
+    """The resource as this pass reads it, and what the planner needs beyond kopf's indexes."""
     meta = body["metadata"]
-    name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 1)
-    env = EnvRef(
-        name=name,
-        namespace=namespace,
-        uid=uid,
-        target_namespace=environment_namespace_name(name, namespace, uid, settings.namespace_prefix),
-    )
+    namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1)
+    target = environment_namespace_name(namespace=namespace, name=name, uid=uid, prefix=settings.namespace_prefix)
     written = memory.status if memory.status is not None else body.get("status") or {}
     previous = TestEnvironmentStatus.model_validate(written)
-    spec, errors = _parse_spec(body.get("spec") or {})
-    if not errors:
-        errors = validate(spec, settings.copy_allowlist, settings.copy_secrets)
-
+    spec, errors = _checked_spec(body.get("spec") or {}, settings)
     run = previous.run + (1 if previous.observed_generation != generation else 0)
-    observed = replace(
+    observed = _with_inputs(observed, spec, generation=generation, run=run, valid=not errors,
+                            kube=kube, memory=memory, settings=settings)
+    return _Pass(
+        body=body, env=EnvRef(namespace=namespace, name=name, uid=uid, target_namespace=target),
+        generation=generation, spec=spec, errors=errors, previous=previous, run=run, now=_now(), observed=observed,
+        kube=kube, settings=settings, memory=memory, admission=admission, store=store,
+    )
+
+
+def _checked_spec(raw: Mapping[str, Any], settings: Settings) -> tuple[TestEnvironmentSpec, list[SpecError]]:
+    spec, errors = _parse_spec(raw)
+    return spec, errors or validate(spec, settings.copy_allowlist, settings.copy_secrets)
+
+
+def _with_inputs(
+    observed: Observed, spec: TestEnvironmentSpec, *, generation: int, run: int, valid: bool,
+    kube: Kube, memory: Memory, settings: Settings,
+) -> Observed:
+    """What nothing watches (copy sources, borrowed and pull Secrets: read
+    only for a valid spec), and what earlier passes read of this run."""
+    return replace(
         observed,
-        copy_sources=_copy_sources(spec, generation, kube, memory, settings) if not errors else {},
-        credentials=_credentials(spec, generation, kube, memory) if not errors else {},
-        pull_secrets=_pull_secrets(settings, kube) if not errors else {},
-        results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
-        stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
+        copy_sources=_copy_sources(spec, generation, kube, memory, settings) if valid else {},
+        credentials=_credentials(spec, generation, kube, memory) if valid else {},
+        pull_secrets=_pull_secrets(settings, kube) if valid else {},
+        results=memory.results_of(run),
+        stub_checks=memory.stub_checks_of(run),
         logs_kept=memory.logs_kept.get(run, 0),
     )
-    owner = Owner(namespace, name, uid)
-    now = _now()
-    pods_wake = None
-    if not errors and not (previous.phase in FINISHED_PHASES and previous.run == run):
-        observed, pods_wake = _pod_facts(spec, run, observed, now, env.target_namespace, settings, kube, memory)
-        if store is not None:
-            _harvest_seeds(observed, run, env.target_namespace, kube, store, owner, memory, memory.budget(settings))
 
-    def planned() -> Any:
-        return plan(
-            PlanInput(
-                env=env,
-                spec=spec,
-                generation=generation,
-                previous=previous,
-                observed=observed,
-                now=now,
-                settings=settings,
-                errors=errors,
-                admission=admission,
-            )
-        )
 
-    result = planned()
-    if result.read_results or result.verify_stubs:
-        # Read what the plan asked for and plan again, so no half-known
-        # status (a finished suite without its counts) is ever written.
-        for job_name in result.read_results:
-            pods = kube.job_pods(env.target_namespace, job_name)
-            seen = observed.jobs[job_name]
-            attempts = {} if store is None else harvest_job(
-                kube, store, memory.budget(settings), owner, run, seen, pods, env.target_namespace)
-            memory.results[job_name] = suite_result(pods, seen.phase, attempts)
-        for stub_name in result.verify_stubs:
-            memory.stub_checks[(result.status.run, stub_name)] = _verify(spec, stub_name, env, kube)
-        observed = replace(
-            observed,
-            results={k: v for k, v in memory.results.items() if k.endswith(f"-r{run}")},
-            stub_checks={stub: s for (r, stub), s in memory.stub_checks.items() if r == run},
-        )
-        result = planned()
+def _look_at_pods(this: _Pass) -> float | None:
+    """Why the run's pods do not come up, and its finished seeds' results
+    kept; seconds until a cause that may still fix itself is taken as final.
+    A spec in error or a run that is over has nothing to look at."""
+    if this.errors or (this.previous.phase in FINISHED_PHASES and this.previous.run == this.run):
+        return None
+    wake = _pod_facts(this)
+    _harvest_seeds(this)
+    return wake
+
+
+# --- plan, and read what it asks for --------------------------------------------------
+
+
+def _plan_reading_results(this: _Pass) -> Plan:
+    """Read what the plan asks for (finished suites' pods, stubs' requests)
+    and plan again, so no half-known status (a finished suite without its
+    counts) is ever written."""
+    result = this.plan()
+    if not (result.read_results or result.verify_stubs):
+        return result
+    for job_name in result.read_results:
+        this.memory.results[job_name] = _read_suite(this, job_name)
+    for stub_name in result.verify_stubs:
+        this.memory.stub_checks[(result.status.run, stub_name)] = _verify(this.spec, stub_name, this.env, this.kube)
+    this.observed = replace(
+        this.observed, results=this.memory.results_of(this.run), stub_checks=this.memory.stub_checks_of(this.run))
+    return this.plan()
+
+
+def _read_suite(this: _Pass, job_name: str) -> SuiteResult:
+    """A finished suite's counts from its pods, their results kept when there is a store."""
+    pods = this.kube.job_pods(namespace=this.env.target_namespace, job=job_name)
+    seen = this.observed.jobs[job_name]
+    attempts = {} if this.store is None else harvest_job(
+        this.kube, this.store, this.budget(), this.owner, this.run, seen, pods, this.env.target_namespace)
+    return suite_result(pods, seen.phase, attempts)
+
+
+# --- keep results ---------------------------------------------------------------------
+
+
+def _keep_results_at_run_end(this: _Pass, result: Plan) -> Plan:
+    """The run just ended: keep what failed containers said before the
+    namespace goes (once per run), and plan again to count it."""
+    previous, run, memory = this.previous, this.run, this.memory
     ended = result.status.phase in FINISHED_PHASES and (previous.run != run or previous.phase not in FINISHED_PHASES)
-    if store is not None and ended and run not in memory.logs_kept:
-        memory.logs_kept[run] = keep_run_end(kube, store, memory.budget(settings), owner, run, observed.pods,
-                                             env.target_namespace)
-        if memory.logs_kept[run]:
-            observed = replace(observed, logs_kept=memory.logs_kept[run])
-            result = planned()
-    if store is not None and result.forget_results:
-        try:
-            store.forget(owner)
-        except StoreError as exc:
-            log.warning("expired results of %s/%s not deleted: %s", namespace, name, exc)
+    if this.store is None or not ended or run in memory.logs_kept:
+        return result
+    memory.logs_kept[run] = keep_run_end(
+        this.kube, this.store, this.budget(), this.owner, run, this.observed.pods, this.env.target_namespace)
+    if not memory.logs_kept[run]:
+        return result
+    this.observed = replace(this.observed, logs_kept=memory.logs_kept[run])
+    return this.plan()
 
+
+def _forget_expired_results(this: _Pass, result: Plan) -> None:
+    if this.store is None or not result.forget_results:
+        return
+    try:
+        this.store.forget(this.owner)
+    except StoreError as exc:
+        log.warning("expired results of %s/%s not deleted: %s", this.env.namespace, this.env.name, exc)
+
+
+# --- act on the plan ------------------------------------------------------------------
+
+
+def _act_on_plan(this: _Pass, result: Plan) -> bool:
+    """Apply, create and delete what the plan says; whether the API server refused an object."""
     refused = False
     # Created objects (Secrets: a datastore's, copied ones) go in as soon as
     # their namespace exists, before the workloads that name them.
     to_create = list(result.create)
     for obj in result.apply:
-        refused = not _apply(kube, obj, memory, now) or refused
+        refused = not _apply(this.kube, obj, this.memory, this.now) or refused
         if obj["kind"] == "Namespace":
             for created in to_create:
-                kube.create_once(created)
+                this.kube.create_once(created)
             to_create = []
     for obj in to_create:
-        kube.create_once(obj)
+        this.kube.create_once(obj)
     for ref in result.delete:
-        kube.delete(ref)
-    collected = False
-    if result.collect_namespace and observed.namespace_phase not in (None, "Terminating"):
-        collected = kube.delete_namespace(env.target_namespace)
-        if collected:
-            metrics.collected(reason=str(result.status.phase))
-    if result.collect_namespace and settings.delete_resource_after_collection and observed.namespace_phase is None:
-        # The namespace is gone; the record goes too, as configured.
-        kube.delete_environment(namespace, name)
-        return None
+        this.kube.delete(ref)
+    return refused
 
-    wake_after = result.wake_after
+
+def _collect_namespace(this: _Pass, result: Plan) -> bool:
+    """Whether this pass deleted the environment's namespace, as the plan asked."""
+    if not result.collect_namespace or this.observed.namespace_phase in (None, "Terminating"):
+        return False
+    collected = this.kube.delete_namespace(this.env.target_namespace)
+    if collected:
+        metrics.collected(reason=str(result.status.phase))
+    return collected
+
+
+def _delete_resource_once_collected(this: _Pass, result: Plan) -> bool:
+    """The namespace is gone; the record goes too, as configured. Whether it went."""
+    if not (result.collect_namespace and this.settings.delete_resource_after_collection
+            and this.observed.namespace_phase is None):
+        return False
+    this.kube.delete_environment(namespace=this.env.namespace, name=this.env.name)
+    return True
+
+
+def _next_wake(result: Plan, pods_wake: float | None, *, refused: bool) -> float | None:
+    """The plan's own wake-up, or sooner: a refused apply is retried, and a
+    pod's cause may turn final while the run is on."""
     if refused:
         pods_wake = REJECTED_RETRY if pods_wake is None else min(pods_wake, REJECTED_RETRY)
-    if pods_wake is not None and result.status.phase not in FINISHED_PHASES:
-        wake_after = pods_wake if wake_after is None else min(wake_after, pods_wake)
-    status, before = result.status.wire(), previous.wire()
-    if status != before:
-        since = None if memory.status_written_at is None else time.monotonic() - memory.status_written_at
-        # A collection is written at once too: planned again from the old
-        # status, it would delete (and count) the namespace again.
-        announced = bool(result.events or result.log_tails or collected)
-        hold = hold_status(before, status, since_last_write=since, announces=announced)
-        if hold:
-            # Planned again from the same status when it is due; nothing is lost.
-            return hold if wake_after is None else min(wake_after, hold)
-        memory.status = result.status.model_dump(by_alias=True, mode="json")
-        kube.patch_status(namespace, name, memory.status)
-        memory.status_written_at = time.monotonic()
+    if pods_wake is None or result.status.phase in FINISHED_PHASES:
+        return result.wake_after
+    return pods_wake if result.wake_after is None else min(result.wake_after, pods_wake)
+
+
+# --- write the status, post Events ----------------------------------------------------
+
+
+def _write_status(this: _Pass, result: Plan, *, collected: bool) -> float:
+    """Write the planned status if it changed; seconds it is held back
+    instead (pacing.py), 0 when written or unchanged."""
+    status, before = result.status.wire(), this.previous.wire()
+    if status == before:
+        return 0.0
+    memory = this.memory
+    since = None if memory.status_written_at is None else time.monotonic() - memory.status_written_at
+    # A collection is written at once too: planned again from the old
+    # status, it would delete (and count) the namespace again.
+    announced = bool(result.events or result.log_tails or collected)
+    hold = hold_status(before, status, since_last_write=since, announces=announced)
+    if hold:
+        return hold
+    memory.status = result.status.model_dump(by_alias=True, mode="json")
+    this.kube.patch_status(namespace=this.env.namespace, name=this.env.name, status=memory.status)
+    memory.status_written_at = time.monotonic()
+    return 0.0
+
+
+def _post_events(this: _Pass, result: Plan) -> None:
     for event in result.events:
-        kopf.event(_kopf_body(body), type=event.type, reason=event.reason, message=event.message[:1000])
+        kopf.event(_kopf_body(this.body), type=event.type, reason=event.reason, message=event.message[:1000])
     for job_name in result.log_tails:
-        _post_log_tail(body, kube, env.target_namespace, job_name)
-    metrics.observe_status(uid, previous, result.status)
-    return wake_after
+        _post_log_tail(this, job_name)
+
+
+# --- the steps' parts -----------------------------------------------------------------
 
 
 def _owner_of(obj: Mapping[str, Any]) -> PodOwner | None:
@@ -288,58 +419,62 @@ def _pod_owners(spec: TestEnvironmentSpec, run: int) -> list[PodOwner]:
     return owners
 
 
-def _pod_facts(
-    spec: TestEnvironmentSpec, run: int, observed: Observed, now: datetime, namespace: str,
-    settings: Settings, kube: Kube, memory: Memory,
-) -> tuple[Observed, float | None]:
-    """Why owners' pods do not come up, and the images they run; and seconds
-    until the first cause that may still fix itself is taken as final."""
-    owners = _pod_owners(spec, run)
+def _pod_facts(this: _Pass) -> float | None:
+    """Why owners' pods do not come up, and the images they run, onto the
+    observed state; seconds until the first cause that may still fix itself
+    is taken as final."""
+    owners = _pod_owners(this.spec, this.run)
+    observed, memory, now = this.observed, this.memory, this.now
     memory.rejected = {o: r for o, r in memory.rejected.items() if o in owners}
     if not observed.pods and not observed.events and not memory.rejected:
-        return observed, None
-    grace_seconds = spec.lifecycle.failure_grace_seconds
-    grace = timedelta(seconds=settings.failure_grace_seconds if grace_seconds is None else grace_seconds)
+        return None
+    grace_seconds = this.spec.lifecycle.failure_grace_seconds
+    grace = timedelta(seconds=this.settings.failure_grace_seconds if grace_seconds is None else grace_seconds)
     diagnoses = diagnose_owners(owners, observed.pods, observed.events, now=now, grace=grace)
-    wanted = [d for d in diagnoses.values() if wants_log(d)]
-    if wanted:
-        logs = {}
-        for diagnosis in wanted:
-            key = log_key(diagnosis.pod, diagnosis.container or "")
-            read = memory.logs.get(key)
-            if read is None or time.monotonic() - read[0] > LOG_REREAD:
-                read = (time.monotonic(), kube.container_log(namespace, diagnosis.pod, diagnosis.container or "",
-                                                             MAX_LOG_BYTES))
-                memory.logs[key] = read
-            if read[1]:
-                logs[key] = read[1]
+    if wanted := [d for d in diagnoses.values() if wants_log(d)]:
         diagnoses = diagnose_owners(owners, observed.pods, observed.events, now=now, grace=grace,
-                                    previous_logs=logs)
+                                    previous_logs=_failing_logs(this, wanted))
     for owner, (kind, name, message, since) in memory.rejected.items():
         # Nothing of the owner exists to tell more: its refusal is the reason.
         diagnoses[owner] = rejected_apply(kind, name, message, since=since, now=now, grace=grace)
     live = {log_key(d.pod, d.container or "") for d in diagnoses.values()}
     for key in [k for k in memory.logs if k not in live]:
         del memory.logs[key]
+    this.observed = replace(observed, diagnoses=diagnoses, images=images(observed.pods))
     ends = [end for d in diagnoses.values() if (end := grace_ends(d, grace)) is not None]
-    wake = None
-    if ends:
-        wake = max(0.0, (min(ends) - now.replace(tzinfo=UTC)).total_seconds()) + 0.5
-    return replace(observed, diagnoses=diagnoses, images=images(observed.pods)), wake
+    return max(0.0, (min(ends) - now.replace(tzinfo=UTC)).total_seconds()) + 0.5 if ends else None
 
 
-def _harvest_seeds(
-    observed: Observed, run: int, namespace: str, kube: Kube, store: ResultsStore, owner: Owner, memory: Memory,
-    budget: RunBudget,
-) -> None:
+def _failing_logs(this: _Pass, wanted: list[Diagnosis]) -> dict[str, bytes]:
+    """The last lines of failing containers' logs by log_key, each read
+    again at most every LOG_REREAD."""
+    logs = {}
+    for diagnosis in wanted:
+        key = log_key(diagnosis.pod, diagnosis.container or "")
+        read = this.memory.logs.get(key)
+        if read is None or time.monotonic() - read[0] > LOG_REREAD:
+            read = (time.monotonic(), this.kube.container_log(
+                namespace=this.env.target_namespace, pod=diagnosis.pod, container=diagnosis.container or "",
+                limit_bytes=MAX_LOG_BYTES))
+            this.memory.logs[key] = read
+        if read[1]:
+            logs[key] = read[1]
+    return logs
+
+
+def _harvest_seeds(this: _Pass) -> None:
     """Keep each finished seed's results once (a seed's counts are not
     summed, so nothing waits for this)."""
-    for seen in observed.jobs.values():
-        if seen.kind != "seed" or seen.run != run or seen.phase == JobPhase.RUNNING or seen.name in memory.harvested:
+    if this.store is None:
+        return
+    for seen in this.observed.jobs.values():
+        if seen.kind != "seed" or seen.run != this.run or seen.phase == JobPhase.RUNNING:
             continue
-        pods = kube.job_pods(namespace, seen.name)
-        harvest_job(kube, store, budget, owner, run, seen, pods, namespace)
-        memory.harvested.add(seen.name)
+        if seen.name in this.memory.harvested:
+            continue
+        pods = this.kube.job_pods(namespace=this.env.target_namespace, job=seen.name)
+        harvest_job(this.kube, this.store, this.budget(), this.owner, this.run, seen, pods, this.env.target_namespace)
+        this.memory.harvested.add(seen.name)
 
 
 def _copy_sources(
@@ -356,8 +491,9 @@ def _copy_sources(
         if known is None or not known.complete:
             # A missing source (or a ConfigMap or Secret it needs) is read
             # again next time: it may appear.
+            source = svc.copy_from
             memory.copy_sources[key] = kube.read_copy_source(
-                svc.copy_from.namespace, svc.copy_from.deployment, settings.copy_secrets.get(svc.copy_from.namespace)
+                namespace=source.namespace, deployment=source.deployment, rule=settings.copy_secrets.get(source.namespace)
             )
         sources[svc.name] = memory.copy_sources[key]
     return sources
@@ -378,7 +514,7 @@ def _credentials(
         key = (generation, namespace, name)
         known = memory.credentials.get(key)
         if known is None or not keys <= set(known.get("data") or {}):
-            memory.credentials[key] = known = kube.read_secret(namespace, name)
+            memory.credentials[key] = known = kube.read_secret(namespace=namespace, name=name)
         found[(namespace, name)] = known
     return found
 
@@ -386,7 +522,8 @@ def _credentials(
 def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | None]:
     """The configured pull Secrets as they are in the operator's namespace now."""
     return {
-        name: kube.read_pull_secret(settings.operator_namespace, name) for name in settings.image_pull_secrets
+        name: kube.read_pull_secret(namespace=settings.operator_namespace, name=name)
+        for name in settings.image_pull_secrets
     }
 
 
@@ -396,25 +533,25 @@ def _kopf_body(body: Mapping[str, Any]) -> kopf.Body:
     return kopf.Body(cast(kopf.RawBody, dict(body)))
 
 
-def _post_log_tail(body: Mapping[str, Any], kube: Kube, namespace: str, job: str) -> None:
+def _post_log_tail(this: _Pass, job: str) -> None:
     """The last log lines of a failed Job's last failed pod, as a Warning Event."""
-    pods = kube.job_pods(namespace, job)
+    pods = this.kube.job_pods(namespace=this.env.target_namespace, job=job)
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     if not failed:
         return
     pod = failed[-1]
     name = pod["metadata"]["name"]
-    tail = kube.log_tail(namespace, name)
+    tail = this.kube.log_tail(namespace=this.env.target_namespace, pod=name)
     if not tail:  # no kubelet logs (gone, or a simulated pod): the termination message is the next best
         states = [(c.get("state") or {}).get("terminated") or {} for c in pod["status"].get("containerStatuses") or []]
         tail = next((t["message"] for t in states if t.get("message")), "(no logs available)")
-    kopf.event(_kopf_body(body), type="Warning", reason="FailureLogs",
+    kopf.event(_kopf_body(this.body), type="Warning", reason="FailureLogs",
                message=f"{job} ({name}), last lines:\n{tail[-900:]}")
 
 
 def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, kube: Kube) -> SuiteStatus:
     stub = next(s for s in spec.stubs if s.name == stub_name)
-    admin, where = admin_request(kube, env.target_namespace, stub.name, stub.port)
+    admin, where = admin_request(kube, namespace=env.target_namespace, service=stub.name, port=stub.port)
     try:
         return verify_stub(admin, stub)
     except StubUnreachable as exc:

@@ -77,7 +77,7 @@ class RunIndex(Model):
     namespace: str
     uid: str
     run: int
-    store: str  # "configmap" or "s3"
+    store: str  # "configmap" or "s3" ("memory" in unit tests)
     attempts: list[AttemptResults] = Field(default_factory=list)
     logs: list[LogTail] = Field(default_factory=list)
     # Where its presigned URLs may point: from the TestEnvironment's status
@@ -85,7 +85,7 @@ class RunIndex(Model):
     endpoint: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Owner:
     """The TestEnvironment that results belong to (and are deleted with)."""
 

@@ -3,7 +3,8 @@
 owned by it, so the API server deletes it with the resource.
 
 Bodies go to ConfigMaps too by default (no extra server; chunked under the
-1 MiB object limit), or to an S3-compatible bucket. Every write is idempotent:
+1 MiB object limit), or to an S3-compatible bucket (unit tests keep them in
+memory). Every write is idempotent:
 a key names one attempt of one run, so an operator that restarts mid-way
 writes the same objects again.
 """
@@ -37,7 +38,8 @@ from .results import (
 )
 from .s3store import MAX_PRESIGN_SECONDS, S3Config, S3Store, StoreError
 
-__all__ = ["Bodies", "ConfigMapBodies", "ResultsStore", "S3Bodies", "StoreError", "Unusable", "bodies_for"]
+__all__ = ["Bodies", "ConfigMapBodies", "MemoryBodies", "ResultsStore", "S3Bodies", "StoreError", "Unusable",
+           "bodies_for"]
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class Bodies(Protocol):
         ...
 
 
-def _meta(owner: Owner, run: int, role: str, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _meta(owner: Owner, run: int, *, role: str, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": owner.namespace,
@@ -115,7 +117,7 @@ class ConfigMapBodies:
             _upsert(self.kube, owner, {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": _meta(owner, run, "body", name, annotations),
+                "metadata": _meta(owner, run, role="body", name=name, annotations=annotations),
                 "binaryData": {"data": base64.b64encode(part).decode()},
             })
         return None
@@ -142,6 +144,29 @@ class S3Bodies:
         runs = {key.removeprefix(owner.prefix() + "/").split("/", 1)[0] for key in self.store.keys(owner.prefix() + "/")}
         for found in runs - {f"r{r}" for r in keep_runs}:
             self.store.delete_prefix(f"{owner.prefix()}/{found}/")
+
+
+class MemoryBodies:
+    """Bodies kept in this process's memory, by key: the store that lets the
+    reconciler's logic be tested without a cluster or a bucket, as httpx's
+    MockTransport does for HTTP. Nothing outlives the process."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, bytes] = {}
+        self._whose: dict[str, tuple[str, int]] = {}  # key -> (owner's uid, run)
+
+    def put(self, owner: Owner, run: int, key: str, data: bytes) -> str | None:
+        self.bodies[key] = data
+        self._whose[key] = (owner.uid, run)
+        return None
+
+    def forget(self, owner: Owner, keep_runs: Collection[int]) -> None:
+        # By uid, as the ConfigMaps' selector: a namesake created later is another owner.
+        gone = [key for key, (uid, run) in self._whose.items() if uid == owner.uid and run not in keep_runs]
+        for key in gone:
+            del self.bodies[key], self._whose[key]
 
 
 class Unusable:
@@ -192,7 +217,7 @@ class ResultsStore:
         _upsert(self.kube, owner, {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": _meta(owner, run, "index", index_name(owner, run)),
+            "metadata": _meta(owner, run, role="index", name=index_name(owner, run)),
             "data": {
                 "environment.json": json.dumps({"environment": owner.name, "namespace": owner.namespace,
                                                 "uid": owner.uid, "run": run, "store": self.bodies.kind}),

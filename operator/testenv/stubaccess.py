@@ -40,10 +40,11 @@ def direct(base_url: str) -> AdminRequest:
     return request
 
 
-def through_api_server(kube: Kube, namespace: str, service: str, port: int) -> AdminRequest:
+def through_api_server(kube: Kube, *, namespace: str, service: str, port: int) -> AdminRequest:
     def request(method: str, path: str, body: dict[str, Any] | None) -> Any:
         try:
-            return kube.service_proxy(namespace, service, port, method, path, body, timeout=(5.0, TIMEOUT))
+            return kube.service_proxy(namespace=namespace, service=service, port=port, method=method, path=path,
+                                      body=body, timeout=(5.0, TIMEOUT))
         except ApiException as exc:
             raise StubUnreachable(f"{exc.status} {exc.reason}") from exc
         except (Urllib3Error, ValueError) as exc:
@@ -52,9 +53,10 @@ def through_api_server(kube: Kube, namespace: str, service: str, port: int) -> A
     return request
 
 
-def admin_request(kube: Kube, namespace: str, service: str, port: int) -> tuple[AdminRequest, str]:
+def admin_request(kube: Kube, *, namespace: str, service: str, port: int) -> tuple[AdminRequest, str]:
     """The way to the stub's admin API from where this process runs, and its name for messages."""
     if in_cluster():
         base_url = f"http://{service}.{namespace}.svc:{port}"
         return direct(base_url), base_url
-    return through_api_server(kube, namespace, service, port), f"service {namespace}/{service}:{port} (via the API server)"
+    via = f"service {namespace}/{service}:{port} (via the API server)"
+    return through_api_server(kube, namespace=namespace, service=service, port=port), via

@@ -36,7 +36,7 @@ def _environment(api_client: client.ApiClient, namespace: str, name: str) -> Own
     body = {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
             "metadata": {"name": name, "namespace": namespace}, "spec": {}}
     created = custom.create_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", body)
-    return Owner(namespace, name, created["metadata"]["uid"])
+    return Owner(namespace=namespace, name=name, uid=created["metadata"]["uid"])
 
 
 @pytest.fixture
@@ -55,11 +55,11 @@ def test_a_large_archive_round_trips_through_chunked_configmaps(store, reader, o
     kept = store.keep_attempt(owner, 1, attempt("e2e"), key, archive)
     assert (kept.key, kept.bytes, kept.notes) == (key, len(archive), [])
     assert reader.results_body(owner.namespace, key) == archive
-    index = run_index(reader.results_index(owner.namespace, index_name(owner, 1)))
+    index = run_index(reader.results_index(namespace=owner.namespace, name=index_name(owner, 1)))
     assert [(a.component, a.bytes) for a in index.attempts] == [("e2e", len(archive))]
     # Kept again (an operator that restarted): the same objects, one entry.
     store.keep_attempt(owner, 1, attempt("e2e"), key, archive)
-    again = run_index(reader.results_index(owner.namespace, index_name(owner, 1)))
+    again = run_index(reader.results_index(namespace=owner.namespace, name=index_name(owner, 1)))
     assert len(again.attempts) == 1
 
 
@@ -68,7 +68,7 @@ def test_index_entries_of_one_run_add_up(store, reader, owner) -> None:
     store.keep_attempt(owner, 1, attempt("e2e", 1), archive_key(owner, 1, "test", "e2e", 1, 0), b"b")
     store.keep_log(owner, 1, LogTail(pod="orders-1", container="orders"), log_key(owner, 1, "orders-1", "orders"),
                    b"boom\n")
-    index = run_index(reader.results_index(owner.namespace, index_name(owner, 1)))
+    index = run_index(reader.results_index(namespace=owner.namespace, name=index_name(owner, 1)))
     assert [a.shard for a in index.attempts] == [0, 1]
     assert [t.container for t in index.logs] == ["orders"]
 
@@ -79,12 +79,12 @@ def test_pruning_keeps_the_last_runs_and_nothing_of_another_environment(store, r
         store.keep_attempt(owner, run, attempt("e2e"), archive_key(owner, run, "test", "e2e", 0, 0), b"x")
     store.keep_attempt(other, 1, attempt("e2e"), archive_key(other, 1, "test", "e2e", 0, 0), b"y")
     store.prune(owner, 3)
-    assert reader.results_runs(owner.namespace, owner.uid) == [2, 3]
+    assert reader.results_runs(namespace=owner.namespace, uid=owner.uid) == [2, 3]
     assert reader.results_body(owner.namespace, archive_key(owner, 1, "test", "e2e", 0, 0)) is None
     assert reader.results_body(owner.namespace, archive_key(owner, 3, "test", "e2e", 0, 0)) == b"x"
-    assert reader.results_runs(owner.namespace, other.uid) == [1]
+    assert reader.results_runs(namespace=owner.namespace, uid=other.uid) == [1]
     store.forget(owner)
-    assert reader.results_runs(owner.namespace, owner.uid) == []
+    assert reader.results_runs(namespace=owner.namespace, uid=owner.uid) == []
     assert reader.results_body(other.namespace, archive_key(other, 1, "test", "e2e", 0, 0)) == b"y"
 
 

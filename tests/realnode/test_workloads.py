@@ -80,8 +80,9 @@ def test_wiremock_stub_answers_another_pod_through_its_service_dns_name(
         StubVerification.model_validate({"request": {"method": "POST", "urlPath": "/v1/charges"}}),
         StubVerification.model_validate({"request": {"method": "POST", "urlPath": "/v1/refunds"}}),
     ]})
-    status = verify_stub(through_api_server(Kube(api_client, "realnode-tests"), restricted_namespace, "payments", 8080),
-                         verified)
+    admin = through_api_server(Kube(api_client, "realnode-tests"), namespace=restricted_namespace, service="payments",
+                               port=8080)
+    status = verify_stub(admin, verified)
     assert (status.passed, status.failed) == (1, 1), status
     assert status.failures == ["POST /v1/refunds: expected at least 1 request, got 0"]
     assert status.message == ("1 of 2 verifications failed; the stub received 1 request(s), newest first: "

@@ -73,7 +73,8 @@ def _lay_out_like_kubelet(files: dict[str, str], volume: Path) -> None:
 
 def _stub_pod(stub: Stub) -> tuple[dict[str, str], list[str]]:
     """The ConfigMap data and the init container command the stub's pod gets."""
-    built = {o["kind"]: o for o in stub_objects(stub, EnvRef("e", "ns", "uid", "te-e"), "wiremock")}
+    env = EnvRef(namespace="ns", name="e", uid="uid", target_namespace="te-e")
+    built = {o["kind"]: o for o in stub_objects(stub, env, "wiremock")}
     (init,) = built["Deployment"]["spec"]["template"]["spec"]["initContainers"]
     return built["ConfigMap"]["data"], init["command"]
 

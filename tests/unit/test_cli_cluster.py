@@ -119,14 +119,14 @@ def environments(monkeypatch, failure: BaseException | None, api_installed: bool
 
 def test_get_and_delete_of_a_present_object(monkeypatch):
     envs = environments(monkeypatch, None)
-    assert envs.get("ci", "pr-1") == {"metadata": {"name": "pr-1", "namespace": "ci"}}
-    assert envs.delete("ci", "pr-1") is True
+    assert envs.get(namespace="ci", name="pr-1") == {"metadata": {"name": "pr-1", "namespace": "ci"}}
+    assert envs.delete(namespace="ci", name="pr-1") is True
 
 
 def test_an_absent_object_is_none_to_get_and_false_to_delete(monkeypatch):
     envs = environments(monkeypatch, ApiException(status=404, reason="Not Found"))
-    assert envs.get("ci", "pr-1") is None
-    assert envs.delete("ci", "pr-1") is False
+    assert envs.get(namespace="ci", name="pr-1") is None
+    assert envs.delete(namespace="ci", name="pr-1") is False
 
 
 def test_a_404_elsewhere_is_still_an_error(monkeypatch):
@@ -140,7 +140,7 @@ def test_a_missing_api_says_how_to_install_it(monkeypatch, call):
     envs = environments(monkeypatch, ApiException(status=404, reason="Not Found"), api_installed=False)
     not_installed = r"the TestEnvironment API \(testenvironments\.testenv\.dev/v1alpha1\) is not installed in the"
     with pytest.raises(CliError, match=not_installed) as caught:
-        getattr(envs, call)("ci", "pr-1")
+        getattr(envs, call)(namespace="ci", name="pr-1")
     assert "kubectl apply --server-side -f crds/" in caught.value.message
 
 
@@ -149,11 +149,11 @@ def test_an_unreachable_server_is_named(monkeypatch, call):
     refused = urllib3.exceptions.MaxRetryError(None, "/apis", reason=ConnectionRefusedError("Connection refused"))
     envs = environments(monkeypatch, refused)
     with pytest.raises(CliError, match=r"cannot reach the Kubernetes API at https://x:6443: connection refused"):
-        getattr(envs, call)("ci", "pr-1")
+        getattr(envs, call)(namespace="ci", name="pr-1")
 
 
 @pytest.mark.parametrize(("call", "verb"), [("get", "read"), ("delete", "delete")])
 def test_forbidden_names_the_action_and_namespace(monkeypatch, call, verb):
     envs = environments(monkeypatch, ApiException(status=403, reason="Forbidden"))
     with pytest.raises(CliError, match=f"not allowed to {verb} testenvironment pr-1 in namespace ci: 403 Forbidden"):
-        getattr(envs, call)("ci", "pr-1")
+        getattr(envs, call)(namespace="ci", name="pr-1")

@@ -57,16 +57,18 @@ class FakeEnvironments:
         self.sent: list[dict[str, Any]] = []
         self.watched = False
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, *, namespace: str, name: str) -> dict[str, Any] | None:
         return self.before
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         self.sent.append(body)
         return self.applied
 
-    def watch(self, namespace: str, name: str, rv: str, deadline: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(
+        self, *, namespace: str, name: str, resource_version: str, deadline: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         self.watched = True
-        assert rv == self.applied["metadata"]["resourceVersion"]
+        assert resource_version == self.applied["metadata"]["resourceVersion"]
         yield from self.events
 
 

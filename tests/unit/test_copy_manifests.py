@@ -421,11 +421,11 @@ class CountingKube:
         self.source_reads: list[Any] = []
         self.secret_reads = 0
 
-    def read_copy_source(self, namespace: str, deployment: str, rule: Any = None) -> CopySource:
+    def read_copy_source(self, *, namespace: str, deployment: str, rule: Any = None) -> CopySource:
         self.source_reads.append(rule)
         return self.copy_source
 
-    def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+    def read_secret(self, *, namespace: str, name: str) -> dict[str, Any]:
         self.secret_reads += 1
         return {"metadata": {"name": name, "namespace": namespace}, "data": dict(self.secret_data)}
 

@@ -31,7 +31,7 @@ from testenv.build.namespace import (
 from testenv.models import Isolation
 
 ENV = EnvRef(
-    name="pr-1234", namespace="ci", uid="6f1c2d3e-0000-4000-8000-000000000001", target_namespace="te-pr-1234-7f3a2"
+    namespace="ci", name="pr-1234", uid="6f1c2d3e-0000-4000-8000-000000000001", target_namespace="te-pr-1234-7f3a2"
 )
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -55,47 +55,50 @@ def objects(isolation: Isolation | None = None, level: str = "restricted") -> di
 
 
 def test_namespace_name_is_prefix_name_and_a_short_hash() -> None:
-    name = environment_namespace_name("pr-1234", "ci", "uid-1")
+    name = environment_namespace_name(namespace="ci", name="pr-1234", uid="uid-1")
     assert re.fullmatch(r"te-pr-1234-[0-9a-f]{5}", name)
 
 
 def test_namespace_name_is_stable() -> None:
-    assert environment_namespace_name("pr-1234", "ci", "uid-1") == environment_namespace_name("pr-1234", "ci", "uid-1")
+    first = environment_namespace_name(namespace="ci", name="pr-1234", uid="uid-1")
+    assert first == environment_namespace_name(namespace="ci", name="pr-1234", uid="uid-1")
 
 
 def test_environments_of_one_name_in_two_namespaces_get_two_namespaces() -> None:
-    assert environment_namespace_name("pr-1", "team-a", "u") != environment_namespace_name("pr-1", "team-b", "u")
+    team_a = environment_namespace_name(namespace="team-a", name="pr-1", uid="u")
+    assert team_a != environment_namespace_name(namespace="team-b", name="pr-1", uid="u")
 
 
 def test_a_recreated_environment_gets_a_new_namespace() -> None:
-    assert environment_namespace_name("pr-1", "ci", "uid-1") != environment_namespace_name("pr-1", "ci", "uid-2")
+    first = environment_namespace_name(namespace="ci", name="pr-1", uid="uid-1")
+    assert first != environment_namespace_name(namespace="ci", name="pr-1", uid="uid-2")
 
 
 def test_namespace_name_uses_the_configured_prefix() -> None:
-    assert environment_namespace_name("pr-1", "ci", "u", prefix="testenv").startswith("testenv-pr-1-")
+    assert environment_namespace_name(namespace="ci", name="pr-1", uid="u", prefix="testenv").startswith("testenv-pr-1-")
 
 
 @pytest.mark.parametrize("length", [1, 40, 56, 57, 58, 63, 120, 253])
 def test_namespace_name_is_a_dns_label_of_at_most_63_characters(length: int) -> None:
-    name = environment_namespace_name("a" * length, "ci", "uid-1")
+    name = environment_namespace_name(namespace="ci", name="a" * length, uid="uid-1")
     assert len(name) <= 63
     assert DNS_LABEL.fullmatch(name), name
 
 
 def test_truncation_never_leaves_a_double_dash() -> None:
     # The cut falls right after a dash in the environment's name.
-    name = environment_namespace_name("x" * 53 + "-" + "y" * 20, "ci", "uid-1")
+    name = environment_namespace_name(namespace="ci", name="x" * 53 + "-" + "y" * 20, uid="uid-1")
     assert "--" not in name and DNS_LABEL.fullmatch(name)
 
 
 def test_long_names_that_share_a_prefix_still_differ_by_hash() -> None:
-    a = environment_namespace_name("p" * 70 + "a", "ci", "uid-1")
-    b = environment_namespace_name("p" * 70 + "b", "ci", "uid-1")
+    a = environment_namespace_name(namespace="ci", name="p" * 70 + "a", uid="uid-1")
+    b = environment_namespace_name(namespace="ci", name="p" * 70 + "b", uid="uid-1")
     assert a != b
 
 
 def test_namespace_name_of_a_dotted_environment_name_is_a_dns_label() -> None:
-    assert DNS_LABEL.fullmatch(environment_namespace_name("release.v2", "ci", "uid-1"))
+    assert DNS_LABEL.fullmatch(environment_namespace_name(namespace="ci", name="release.v2", uid="uid-1"))
 
 
 # --- labels ------------------------------------------------------------------------------
@@ -117,9 +120,8 @@ def test_component_labels_add_component_and_kind() -> None:
 
 
 def test_labels_are_valid_for_a_long_environment_name() -> None:
-    env = EnvRef(
-        name="e" * 80, namespace="ci", uid="u", target_namespace=environment_namespace_name("e" * 80, "ci", "u")
-    )
+    target = environment_namespace_name(namespace="ci", name="e" * 80, uid="u")
+    env = EnvRef(namespace="ci", name="e" * 80, uid="u", target_namespace=target)
     for value in env_labels(env).values():
         assert len(value) <= 63 and LABEL_VALUE.fullmatch(value), value
 

@@ -36,13 +36,13 @@ class RefusingKube:
     def create_once(self, obj: dict[str, Any]) -> bool:
         return True
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.patches.append(status)
 
     def delete(self, ref: Any) -> None: ...
     def delete_namespace(self, name: str) -> bool: return True
-    def read_pull_secret(self, namespace: str, name: str) -> None: return None
-    def read_copy_source(self, namespace: str, deployment: str) -> None: return None
+    def read_pull_secret(self, *, namespace: str, name: str) -> None: return None
+    def read_copy_source(self, *, namespace: str, deployment: str, rule: Any = None) -> None: return None
 
 
 @pytest.fixture

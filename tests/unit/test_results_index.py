@@ -41,8 +41,8 @@ from testenv.results import (
 )
 
 SUCCEEDED, FAILED = JobPhase.SUCCEEDED, JobPhase.FAILED
-OWNER = Owner("ci", "pr-1234", "uid-1234")
-ENV = EnvRef(name="pr-1234", namespace="ci", uid="uid-1234", target_namespace="te-pr-1234-abcde")
+OWNER = Owner(namespace="ci", name="pr-1234", uid="uid-1234")
+ENV = EnvRef(namespace="ci", name="pr-1234", uid="uid-1234", target_namespace="te-pr-1234-abcde")
 COLLECTOR = Collector("registry.local/testenv-operator:1", 1024, 4096)
 
 PYTEST_XML = b"""<?xml version="1.0"?>

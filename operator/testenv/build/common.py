@@ -20,17 +20,17 @@ LABEL_KIND = "testenv.dev/kind"
 LABEL_RUN = "testenv.dev/run"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvRef:
     """The TestEnvironment that objects are built for."""
 
-    name: str
     namespace: str  # where the TestEnvironment lives
+    name: str
     uid: str
     target_namespace: str  # the environment's own namespace
 
 
-def environment_namespace_name(name: str, namespace: str, uid: str, prefix: str = "te") -> str:
+def environment_namespace_name(*, namespace: str, name: str, uid: str, prefix: str = "te") -> str:
     """te-<name>-<hash>, at most 63 characters; the hash keeps two namespaces'
     environments of one name apart."""
     digest = hashlib.sha256(f"{namespace}/{name}/{uid}".encode()).hexdigest()[:5]

@@ -202,14 +202,14 @@ class Environments:
 
     # -- TestEnvironments ----------------------------------------------------------
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, *, namespace: str, name: str) -> dict[str, Any] | None:
         found = self._call(f"read testenvironment {name}", namespace, self.custom.get_namespaced_custom_object,
                            models.GROUP, models.VERSION, namespace, models.PLURAL, name,
                            _request_timeout=REQUEST_TIMEOUT, missing=None)
         return None if found is None else _json_object(found)
 
-    def require(self, namespace: str, name: str) -> dict[str, Any]:
-        found = self.get(namespace, name)
+    def require(self, *, namespace: str, name: str) -> dict[str, Any]:
+        found = self.get(namespace=namespace, name=name)
         if found is None:
             raise CliError(f"testenvironment {namespace}/{name} not found; "
                            f"`testenv list -n {namespace}` shows the ones there are.")
@@ -246,7 +246,7 @@ class Environments:
         loaded: dict[str, Any] = json.loads(data)
         return loaded
 
-    def delete(self, namespace: str, name: str) -> bool:
+    def delete(self, *, namespace: str, name: str) -> bool:
         """False when it was already gone."""
         gone = object()
         deleted = self._call(f"delete testenvironment {name}", namespace, self.custom.delete_namespaced_custom_object,
@@ -264,7 +264,9 @@ class Environments:
                                _request_timeout=REQUEST_TIMEOUT)
         return list(_json_object(found).get("items") or [])
 
-    def watch(self, namespace: str, name: str, resource_version: str, deadline: float) -> Iterator[tuple[str, dict]]:
+    def watch(
+        self, *, namespace: str, name: str, resource_version: str, deadline: float
+    ) -> Iterator[tuple[str, dict]]:
         """(event type, object) for each change of one TestEnvironment after
         `resource_version`, until `deadline` (time.monotonic()). Reconnects
         when the server ends a watch; re-reads when the version is too old."""
@@ -293,7 +295,7 @@ class Environments:
                 if exc.status != 410:
                     raise self.api_error(exc, f"watch testenvironment {name}", namespace) from None
                 # Our version is too old for the server: read the object and go on from there.
-                current = self.get(namespace, name)
+                current = self.get(namespace=namespace, name=name)
                 if current is None:
                     yield "DELETED", {"metadata": {"name": name, "namespace": namespace}}
                     return
@@ -309,7 +311,7 @@ class Environments:
     # -- a suite's pods --------------------------------------------------------------
 
     # `builtins.list`: inside this class, `list` is the method above.
-    def job_pods(self, namespace: str, job: str) -> builtins.list[JobPod]:
+    def job_pods(self, *, namespace: str, job: str) -> builtins.list[JobPod]:
         """The Job's pods, oldest first (by creation time, then name)."""
         pods = self._call(f"list the pods of Job {job}", namespace, self.core.list_namespaced_pod, namespace,
                           label_selector=f"job-name={job}", _request_timeout=REQUEST_TIMEOUT).items
@@ -317,21 +319,21 @@ class Environments:
                        key=lambda m: (str(m.creation_timestamp or ""), m.name or ""))
         return [JobPod(name=m.name or "", annotations=dict(m.annotations or {})) for m in metas]
 
-    def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+    def pod_log(self, *, namespace: str, pod: str, container: str | None = None) -> str:
         return self._call(f"read the logs of pod {pod}", namespace, self.core.read_namespaced_pod_log, pod,
                           namespace, container=container, _request_timeout=REQUEST_TIMEOUT)
 
 
     # -- kept results ------------------------------------------------------------------
 
-    def results_index(self, namespace: str, name: str) -> dict[str, str] | None:
+    def results_index(self, *, namespace: str, name: str) -> dict[str, str] | None:
         """A run's results index (a ConfigMap's data), or None when there is none."""
         found = self._call(f"read the results index {name} (a ConfigMap)", namespace,
                            self.core.read_namespaced_config_map, name, namespace,
                            _request_timeout=REQUEST_TIMEOUT, missing=None)
         return None if found is None else dict(found.data or {})
 
-    def results_runs(self, namespace: str, uid: str) -> builtins.list[int]:
+    def results_runs(self, *, namespace: str, uid: str) -> builtins.list[int]:
         """The runs of the TestEnvironment with this uid whose results are kept."""
         found = self._call("list the results indexes (ConfigMaps)", namespace, self.core.list_namespaced_config_map,
                            namespace, label_selector=f"{LABEL_ENV_UID}={uid},{INDEX_LABEL}=index",

@@ -20,7 +20,7 @@ NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 def kept_run(envs: Environments, owner: Owner, run: int, endpoint: str | None = None) -> RunIndex | None:
     """The run's index, if it is this TestEnvironment's (by uid)."""
-    data = envs.results_index(owner.namespace, index_name(owner, run))
+    data = envs.results_index(namespace=owner.namespace, name=index_name(owner, run))
     if data is None:
         return None
     index = run_index(data)

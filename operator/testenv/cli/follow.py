@@ -64,7 +64,8 @@ def follow(envs: Environments, applied: dict[str, Any], deadline: float, progres
     show(last)
     if is_done(last, generation):
         return Outcome(last, generation, timed_out=False)
-    for kind, obj in envs.watch(meta["namespace"], meta["name"], meta["resourceVersion"], deadline):
+    for kind, obj in envs.watch(namespace=meta["namespace"], name=meta["name"],
+                                resource_version=meta["resourceVersion"], deadline=deadline):
         if kind == "DELETED":
             raise CliError(f"testenvironment {meta['namespace']}/{meta['name']} was deleted while waiting for it")
         last = obj

@@ -137,7 +137,7 @@ def up(
     envs = Environments(connect(kubeconfig, context))
     body["metadata"].setdefault("namespace", envs.connection.namespace)
     meta = body["metadata"]
-    before = envs.get(meta["namespace"], meta["name"])
+    before = envs.get(namespace=meta["namespace"], name=meta["name"])
     if before is not None and before["metadata"].get("deletionTimestamp"):
         raise CliError(f"testenvironment {meta['namespace']}/{meta['name']} is being deleted; "
                        f"wait for it (`testenv down {meta['name']} -n {meta['namespace']} --wait`) and run up again")
@@ -207,7 +207,7 @@ def _report_outcome(out: Console, envs: Environments, meta: dict[str, Any], outc
         if failures := display.failure_lines(status):
             out.print("failures:\n" + "\n".join(failures), markup=False)
     if junit is not None:
-        owner = Owner(meta["namespace"], meta["name"], meta.get("uid", ""))
+        owner = Owner(namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid", ""))
         _write_junit(junit, meta["name"], status, _kept_reports(envs, owner, status), problem)
         out.print(f"JUnit report: {junit}", markup=False)
     if problem:
@@ -233,20 +233,21 @@ def down(
     envs = Environments(connect(kubeconfig, context))
     ns = namespace or envs.connection.namespace
     out = _console()
-    if not envs.delete(ns, name):
+    if not envs.delete(namespace=ns, name=name):
         out.print(f"testenvironment {ns}/{name} not found: nothing to delete", markup=False)
         return
     out.print(f"testenvironment {ns}/{name} deleted", markup=False)
     if not wait:
         return
-    current = envs.get(ns, name)
+    current = envs.get(namespace=ns, name=name)
     if current is None:
         out.print("gone", markup=False)
         return
     target = (current.get("status") or {}).get("namespace")
     if target:
         out.print(f"waiting for namespace {target} to be deleted", markup=False)
-    for kind, _ in envs.watch(ns, name, current["metadata"]["resourceVersion"], deadline):
+    for kind, _ in envs.watch(namespace=ns, name=name, resource_version=current["metadata"]["resourceVersion"],
+                              deadline=deadline):
         if kind == "DELETED":
             out.print("gone", markup=False)
             return
@@ -277,7 +278,7 @@ def status(
         raise CliError(f"--output {output!r}: use table, yaml or json")
     envs = Environments(connect(kubeconfig, context))
     ns = namespace or envs.connection.namespace
-    obj = _without_managed_fields(envs.require(ns, name))
+    obj = _without_managed_fields(envs.require(namespace=ns, name=name))
     out = _console()
     if output == "json":
         out.print(json.dumps(obj, indent=2), markup=False, soft_wrap=True)
@@ -329,13 +330,13 @@ def results(
     """What a run kept: reports, artifacts and failed containers' logs, also after its namespace is gone."""
     envs = Environments(connect(kubeconfig, context))
     ns = namespace or envs.connection.namespace
-    obj = envs.require(ns, name)
+    obj = envs.require(namespace=ns, name=name)
     status = TestEnvironmentStatus.model_validate(obj.get("status") or {})
-    owner = Owner(ns, name, obj["metadata"]["uid"])
+    owner = Owner(namespace=ns, name=name, uid=obj["metadata"]["uid"])
     wanted = status.run if run is None else run
     index = fetch.kept_run(envs, owner, wanted, status.results.endpoint if status.results else None)
     if index is None:
-        kept = envs.results_runs(ns, owner.uid)
+        kept = envs.results_runs(namespace=ns, uid=owner.uid)
         where = f"runs with results: {', '.join(map(str, kept))}" if kept else "no run has results kept"
         expired = " (they outlived the retention and were deleted)" if status.results and status.results.expired \
             else ""
@@ -379,7 +380,7 @@ def logs(
     """Print the logs of a suite's pods in the current run."""
     envs = Environments(connect(kubeconfig, context))
     ns = namespace or envs.connection.namespace
-    obj = envs.require(ns, name)
+    obj = envs.require(namespace=ns, name=name)
     suites = [t.get("name") for t in (obj.get("spec") or {}).get("tests") or []]
     if suite not in suites:
         raise CliError(f"{ns}/{name} has no test suite {suite!r} (suites: {', '.join(suites) or 'none'})")
@@ -387,7 +388,7 @@ def logs(
     if not state.namespace or state.run < 1:
         raise CliError(f"{ns}/{name} has not started a run yet (phase {state.phase})")
     job = job_name(suite, state.run)
-    pods = envs.job_pods(state.namespace, job)
+    pods = envs.job_pods(namespace=state.namespace, job=job)
     if shard is not None:
         pods = [p for p in pods if p.annotations.get(SHARD_ANNOTATION, "0") == str(shard)]
     if not pods:
@@ -403,7 +404,7 @@ def logs(
             label = f" (shard {index})" if index is not None else ""
             out.print(f"==> {pod.name}{label} <==", markup=False)
         try:
-            text = envs.pod_log(state.namespace, pod.name, container="tests")
+            text = envs.pod_log(namespace=state.namespace, pod=pod.name, container="tests")
         except CliError as exc:
             err.print(f"{pod.name}: {exc.message}", markup=False, soft_wrap=True)
             continue
