@@ -13,7 +13,7 @@ from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN
 from .build.services import CopySource
 from .diagnose import Diagnosis, PodOwner, pod_owner
 from .models import Counts, JobPhase, SuiteResults, SuiteStatus
-from .results import MAX_FAILURES_LISTED, MAX_NOTES, AttemptResults, capped
+from .results import MAX_FAILURES_LISTED, MAX_NOTES, AttemptResults, capped, last_pods
 
 SPEC_HASH = "testenv.dev/spec-hash"
 
@@ -161,14 +161,9 @@ def suite_result(
     counts as one passed or failed test.
     """
     attempts = attempts or {}
-    last_per_shard: dict[str, Mapping[str, Any]] = {}
-    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp") or ""):
-        annotations = pod.get("metadata", {}).get("annotations") or {}
-        shard = annotations.get("batch.kubernetes.io/job-completion-index", "0")
-        last_per_shard[shard] = pod
     counts, reported = Counts(), False
     failures: list[str] = []
-    for pod in last_per_shard.values():
+    for pod in last_pods(pods):
         kept = attempts.get(pod.get("metadata", {}).get("name", ""))
         if kept is not None and kept.counts is not None:
             reported = True

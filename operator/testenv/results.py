@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 
@@ -146,6 +147,18 @@ def shard_and_attempt(pods: Iterable[Mapping[str, object]]) -> dict[str, tuple[i
         seen[shard] = seen.get(shard, -1) + 1
         out[str(meta.get("name") or "")] = (shard, seen[shard])
     return out
+
+
+def last_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Each shard's last attempt (its newest pod), in shard order."""
+    pods = list(pods)
+    numbering = shard_and_attempt(pods)
+    last: dict[int, tuple[int, Mapping[str, Any]]] = {}
+    for pod in pods:
+        shard, attempt = numbering[str((pod.get("metadata") or {}).get("name") or "")]
+        if shard not in last or attempt > last[shard][0]:
+            last[shard] = (attempt, pod)
+    return [last[shard][1] for shard in sorted(last)]
 
 
 def capped(items: Sequence[str], limit: int, what: str) -> list[str]:
