@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .models import FINISHED_PHASES, Phase
 from .plan import Admission
@@ -19,6 +20,13 @@ class EnvSummary:
     uid: str
     created: str  # creationTimestamp: whole seconds, so ties are broken by name
     phase: str
+
+
+def summary_of(resource: Mapping[str, Any]) -> EnvSummary:
+    """A TestEnvironment as the queue sees it, from its body or a listed item."""
+    meta = resource["metadata"]
+    return EnvSummary(namespace=meta.get("namespace") or "", name=meta["name"], uid=meta["uid"],
+                      created=meta.get("creationTimestamp", ""), phase=(resource.get("status") or {}).get("phase", ""))
 
 
 def admit(me: EnvSummary, everyone: Iterable[EnvSummary], max_total: int, max_per_namespace: int) -> Admission:
@@ -43,3 +51,19 @@ def admit(me: EnvSummary, everyone: Iterable[EnvSummary], max_total: int, max_pe
     if not limits:
         return Admission()
     return Admission(admitted=False, message="queued: " + "; ".join(limits))
+
+
+
+def admit_confirmed(
+    me: EnvSummary, indexed: Iterable[EnvSummary], listed: Callable[[], Iterable[EnvSummary]],
+    max_total: int, max_per_namespace: int, phase: str,
+) -> Admission:
+    """`admit`, with the phase the reconciler knows as its own (the index and
+    the body lag the status it last wrote). A start the index allows is
+    confirmed against `listed`, the API's list, first: the index may not
+    have seen yet the environments created just before this one."""
+    me = replace(me, phase=phase)
+    first = admit(me, indexed, max_total, max_per_namespace)
+    if not first.admitted or phase not in WAITING or not (max_total or max_per_namespace):
+        return first
+    return admit(me, listed(), max_total, max_per_namespace)

@@ -9,12 +9,13 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import kopf
 
 from . import metrics, models
-from .admission import WAITING, EnvSummary, admit
+from .admission import WAITING, EnvSummary, admit_confirmed, summary_of
 from .build.common import (
     LABEL_ENV_UID,
     LABEL_MANAGED_BY,
@@ -153,12 +154,13 @@ async def wake_on_warning(namespace: str | None, body: kopf.Body, **kwargs: Any)
 
 
 @kopf.index(*TE)
-def environments_by_uid(
-    uid: str, name: str, namespace: str | None, meta: kopf.Meta, status: kopf.Status, **_: Any
-) -> dict[str, Any]:
-    summary = EnvSummary(namespace=_namespaced(namespace), name=name, uid=uid,
-                         created=meta.get("creationTimestamp", ""), phase=status.get("phase", ""))
-    return {uid: summary}
+def environments_by_uid(uid: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {uid: summary_of(body)}
+
+
+def _listed_environments() -> list[EnvSummary]:
+    """The environments as the API lists them now (blocking: called in the reconcile thread)."""
+    return [summary_of(item) for item in _kube().environments()]
 
 
 def _index_values(index: kopf.Index[str, Any]) -> list[Any]:
@@ -256,10 +258,9 @@ async def run_environment(
             observed = _observed(target, kwargs)
             snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
             snapshot["metadata"]["uid"] = uid
-            me = EnvSummary(namespace=meta["namespace"], name=meta["name"], uid=uid,
-                            created=meta.get("creationTimestamp", ""), phase=body.status.get("phase", ""))
-            everyone = _index_values(_index(kwargs, environments_by_uid))
-            admission = admit(me, everyone, settings.max_active_environments, settings.max_active_per_namespace)
+            indexed = _index_values(_index(kwargs, environments_by_uid))
+            admission = partial(admit_confirmed, summary_of(snapshot), indexed, _listed_environments,
+                                settings.max_active_environments, settings.max_active_per_namespace)
             try:
                 delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission,
                                                 _store())

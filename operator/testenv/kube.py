@@ -188,12 +188,15 @@ class Kube:
             count=1,
         ))
 
-    def environment_uids(self) -> set[str]:
-        """The uids of every TestEnvironment in the cluster, as the API has them now."""
+    def environments(self) -> list[dict[str, Any]]:
+        """Every TestEnvironment in the cluster, as the API has them now."""
         found = self.custom.list_cluster_custom_object(
             models.GROUP, models.VERSION, models.PLURAL, _request_timeout=REQUEST_TIMEOUT
         )
-        return {item["metadata"]["uid"] for item in _json_object(found).get("items") or []}
+        return list(_json_object(found).get("items") or [])
+
+    def environment_uids(self) -> set[str]:
+        return {item["metadata"]["uid"] for item in self.environments()}
 
     def cluster_peers(self, peering: str) -> dict[str, Any]:
         """The peers kopf has registered in a ClusterKopfPeering, by identity."""

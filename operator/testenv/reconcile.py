@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -77,6 +77,10 @@ class Memory:
     harvested: set[str] = field(default_factory=set)
     logs_kept: dict[int, int] = field(default_factory=dict)
     run_budget: RunBudget | None = None
+
+    def last_status(self, body_status: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        """The newest status known: the one this process wrote, else the body's."""
+        return self.status if self.status is not None else body_status or {}
 
     def budget(self, settings: Settings) -> RunBudget:
         if self.run_budget is None:
@@ -156,13 +160,14 @@ def reconcile(
     kube: Kube,
     settings: Settings,
     memory: Memory,
-    admission: Admission = Admission(),
+    admit: Callable[[str], Admission] = lambda phase: Admission(),
     store: ResultsStore | None = None,
 ) -> float | None:
     """One pass, in the steps below. Returns seconds until a time-driven change
-    (a deadline, an expiry, a held status write), if any. Without a store,
-    results are counted, not kept."""
-    this = _gather(body, observed, kube, settings, memory, admission, store)
+    (a deadline, an expiry, a held status write), if any. `admit` says, from
+    the environment's own phase, whether the concurrency limits let it start.
+    Without a store, results are counted, not kept."""
+    this = _gather(body, observed, kube, settings, memory, admit, store)
     pods_wake = _look_at_pods(this)
     result = _plan_reading_results(this)
     result = _keep_results_at_run_end(this, result)
@@ -185,14 +190,13 @@ def reconcile(
 
 def _gather(
     body: Mapping[str, Any], observed: Observed, kube: Kube, settings: Settings, memory: Memory,
-    admission: Admission, store: ResultsStore | None,
+    admit: Callable[[str], Admission], store: ResultsStore | None,
 ) -> _Pass:
     """The resource as this pass reads it, and what the planner needs beyond kopf's indexes."""
     meta = body["metadata"]
     namespace, name, uid, generation = meta["namespace"], meta["name"], meta["uid"], meta.get("generation", 1)
     target = environment_namespace_name(namespace=namespace, name=name, uid=uid, prefix=settings.namespace_prefix)
-    written = memory.status if memory.status is not None else body.get("status") or {}
-    previous = TestEnvironmentStatus.model_validate(written)
+    previous = TestEnvironmentStatus.model_validate(memory.last_status(body.get("status")))
     spec, errors = _checked_spec(body.get("spec") or {}, settings)
     run = previous.run + (1 if previous.observed_generation != generation else 0)
     observed = _with_inputs(observed, spec, generation=generation, run=run, valid=not errors,
@@ -200,7 +204,10 @@ def _gather(
     return _Pass(
         body=body, env=EnvRef(namespace=namespace, name=name, uid=uid, target_namespace=target),
         generation=generation, spec=spec, errors=errors, previous=previous, run=run, now=_now(), observed=observed,
-        kube=kube, settings=settings, memory=memory, admission=admission, store=store,
+        kube=kube, settings=settings, memory=memory, store=store,
+        # From the status this process last wrote: the body lags our writes,
+        # and an environment already provisioning must not queue again.
+        admission=admit(previous.phase),
     )
 
 
