@@ -197,6 +197,18 @@ def suite_result(
                        kept=suite_results(attempts.values()) if attempts else None)
 
 
+def exited_ok(pods: Iterable[Mapping[str, Any]], job: str, container: str) -> bool:
+    """A pod of the Job has its `container` ended with exit code 0."""
+    for pod in pods:
+        if ((pod.get("metadata") or {}).get("labels") or {}).get("job-name") != job:
+            continue
+        for entry in (pod.get("status") or {}).get("containerStatuses") or []:
+            ended = (entry.get("state") or {}).get("terminated") or {}
+            if entry.get("name") == container and ended and ended.get("exitCode") == 0:
+                return True
+    return False
+
+
 def timed_out(pods: Iterable[Mapping[str, Any]], job: str) -> bool:
     """An attempt of the Job was stopped at its deadline (its pod's activeDeadlineSeconds)."""
     return any(((p.get("metadata") or {}).get("labels") or {}).get("job-name") == job

@@ -42,7 +42,7 @@ from .models import (
     TestEnvironmentSpec,
     TestEnvironmentStatus,
 )
-from .observe import SPEC_HASH, JobObservation, Observed, timed_out
+from .observe import SPEC_HASH, JobObservation, Observed, exited_ok, timed_out
 from .ordering import gating_seeds, seed_fills, seed_waits_for
 from .results import Owner, index_name
 from .settings import Settings
@@ -390,6 +390,12 @@ class _Planner:
             status = SeedStatus(name=name)
             if seen is not None:
                 status.phase = seen.phase
+                if seen.phase == JobPhase.RUNNING and exited_ok(self.observed.pods, seen.name,
+                                                                  seed_build.SEED_CONTAINER):
+                    # Done when its container exited 0: the Job completes
+                    # seconds later, once the kubelet has stopped the results
+                    # collector and the pod, and nothing need wait for that.
+                    status.phase = JobPhase.SUCCEEDED
                 if seen.phase == JobPhase.FAILED and timed_out(self.observed.pods, seen.name):
                     status.message = TIMED_OUT
                 elif seen.phase == JobPhase.FAILED:

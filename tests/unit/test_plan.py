@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from guide import guide_spec
 from plan_fixtures import (
     NOW,
@@ -407,6 +408,25 @@ def test_service_starts_once_the_seed_succeeded() -> None:
     p = run_plan(spec, previous=first.status, observed=observed)
     assert "api" in applied_names(p, "Deployment")
     assert component_status(p, "api").message == "starting"
+
+
+def seed_pod(job: str, exit_code: int | None) -> dict:
+    """A seed's pod as the pods index has it: its container ended (or not);
+    the results collector, a sidecar, still to stop."""
+    state = {"terminated": {"exitCode": exit_code}} if exit_code is not None else {"running": {}}
+    return {"metadata": {"name": f"{job}-x", "labels": {"job-name": job}},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "seed", "state": state}]}}
+
+
+@pytest.mark.parametrize(("exit_code", "starts"), [(0, True), (1, False), (None, False)])
+def test_a_seed_whose_container_exited_0_is_done_before_its_job_completes(exit_code, starts) -> None:
+    spec = make_spec(datastores=[POSTGRES], services=[service("api", dependsOn=["orders-db"])], seed=[SCHEMA_SEED])
+    first = run_plan(spec)
+    observed = Observed(workloads=ready_workloads(first), jobs=jobs(job_seen("schema", RUNNING, kind="seed")),
+                        pods=(seed_pod("schema-r1", exit_code),))
+    p = run_plan(spec, previous=first.status, observed=observed)
+    assert ("api" in applied_names(p, "Deployment")) is starts
+    assert (seed_status(p, "schema").phase == SUCCEEDED) is starts
 
 
 def test_service_not_using_the_seeded_datastore_does_not_wait_for_the_seed() -> None:

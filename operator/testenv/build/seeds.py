@@ -95,6 +95,10 @@ def seed_command(engine: Engine | str, script_path: str = SCRIPT_PATH) -> list[s
     return ["sh", "-c", prelude + _WAIT.format(check=check, engine=engine) + run]
 
 
+# The seed's own container (beside the results collector).
+SEED_CONTAINER = "seed"
+
+
 def run_name(seed: str, run: int) -> str:
     return f"{seed}-r{run}"
 
@@ -128,7 +132,7 @@ def seed_objects(
     own = env_list(seed.env, credentials)
     if ds is not None:
         own = merge_env(datastore_env(ds), own)
-    container: dict[str, Any] = {"name": "seed", "env": merge_env(injected_env, own)}
+    container: dict[str, Any] = {"name": SEED_CONTAINER, "env": merge_env(injected_env, own)}
     pod: dict[str, Any] = {}
     objects: list[dict[str, Any]] = []
     run_as: int | None = None  # an image seed runs as its image's (non-root) user
