@@ -155,9 +155,15 @@ def test_components_start_only_after_their_dependencies_are_ready(ready_environm
     for dependency in ("orders-db", "cache", "payment-gateway"):
         assert log.first_ready(dependency) < started, f"order-service was created before {dependency} was ready"
     # The schema seed fills orders-db, which order-service uses: it ran first.
-    (job,) = batch.list_namespaced_job(status["namespace"], label_selector="testenv.dev/component=schema").items
-    assert job.status.succeeded == 1
+    # (It counts as done when its container exited 0; its Job completes a
+    # moment later, once the results collector and the pod have stopped.)
     assert {s["name"]: s["phase"] for s in status["seeds"]} == {"schema": "Succeeded", "fixtures": "Succeeded"}
+
+    def completed() -> bool:
+        (job,) = batch.list_namespaced_job(status["namespace"], label_selector="testenv.dev/component=schema").items
+        return job.status.succeeded == 1
+
+    wait_for(completed, timeout=30, what="the schema seed's Job to complete")
 
 
 def test_copied_service_keeps_source_config_with_overrides(ready_environment, apps):
