@@ -16,20 +16,23 @@ from testenv.reconcile import Memory, reconcile
 from testenv.settings import Settings
 
 SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system", failure_grace_seconds=60)
-RANGE_FULL = ('Internal error occurred: failed to allocate a serviceIP: range is full')
+# What a real kube-apiserver (v1.36) answers when the Service range is full:
+# a 500, not a 422 (tests/component/test_service_range.py provokes it).
+RANGE_FULL = 'Internal error occurred: failed to allocate a serviceIP for Service "api": range is full'
 
 
 class RefusingKube:
     """Accepts everything but the Services of one component."""
 
-    def __init__(self, refused: str | None = "api", status: int = 422) -> None:
-        self.refused, self.status_code = refused, status
+    def __init__(self, refused: str | None = "api", status: int = 500, message: str = RANGE_FULL) -> None:
+        self.refused, self.status_code, self.message = refused, status, message
         self.patches: list[dict[str, Any]] = []
 
     def apply(self, obj: dict[str, Any]) -> bool:
         if obj["kind"] == "Service" and obj["metadata"]["name"] == self.refused:
-            exc = ApiException(status=self.status_code, reason="Unprocessable Entity")
-            exc.body = json.dumps({"kind": "Status", "message": RANGE_FULL + " password=hunter2hunter2"})
+            exc = ApiException(status=self.status_code, reason="Internal Server Error")
+            exc.body = json.dumps({"kind": "Status", "message": self.message + " password=hunter2hunter2",
+                                   "code": self.status_code})
             raise exc
         return True
 
@@ -93,7 +96,17 @@ def test_a_refusal_that_stops_is_cleared(monkeypatch, events) -> None:
     assert api.get("reason") is None and memory.rejected == {}
 
 
+@pytest.mark.parametrize("status", [422, 403, 400])
+def test_a_webhooks_or_policys_refusal_is_the_reason_too(monkeypatch, events, status) -> None:
+    monkeypatch.setattr(reconcile_module, "_now", lambda: datetime(2026, 1, 1, 12, 0, 0))
+    kube, memory = RefusingKube(status=status, message='admission webhook "policy.acme" denied the request'), Memory()
+    reconcile(body(), Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    reconcile(body(), Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    api = next(c for c in memory.status["components"] if c["name"] == "api")
+    assert api["reason"] == "ApplyRejected" and "denied the request" in api["message"]
+
+
 def test_other_api_errors_still_fail_the_reconcile(monkeypatch, events) -> None:
-    kube = RefusingKube(status=500)
+    kube = RefusingKube(status=500, message="etcdserver: request timed out")
     with pytest.raises(ApiException):
         reconcile(body(), Observed(namespace_phase="Active"), kube, SETTINGS, Memory())
