@@ -50,6 +50,12 @@ MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _die_with_parent() -> None:
+    """An interrupted benchmark must not leave an operator acting on the cluster."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -265,7 +271,7 @@ class Operator:
             cli += ["-m", "tweaks"]
         out = self.log_path.open("ab")
         self.process = subprocess.Popen(cli, env=env, stdout=out,
-                                        stderr=subprocess.STDOUT, cwd=ROOT)
+                                        stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=_die_with_parent)
         url = f"http://127.0.0.1:{self.health_port}/healthz"
         deadline = time.monotonic() + 60
         while True:
@@ -752,9 +758,23 @@ class Session:
         return DynamicClient(self.api)
 
 
+def _watchdog(bed: Testbed) -> subprocess.Popen | None:
+    """A child in a session of its own that stops the test bed if this process
+    dies without doing so (SIGKILL, OOM): it waits on a pipe only we write to,
+    and EOF without the word "done" means we are gone."""
+    if not bed.owned:
+        return None
+    code = ("import subprocess, sys\n"
+            "if sys.stdin.read() != 'done':\n"
+            "    subprocess.run(['bash', sys.argv[1], 'down'], capture_output=True)\n")
+    return subprocess.Popen([sys.executable, "-c", code, str(HERE / "testbed.sh")], stdin=subprocess.PIPE,
+                            env=bed.env, start_new_session=True)
+
+
 @contextmanager
 def session(args: argparse.Namespace) -> Iterator[Session]:
     bed = start_testbed(args)
+    watchdog = _watchdog(bed)
     workdir = Path(tempfile.mkdtemp(prefix="testenv-bench-"))
     try:
         install_crd(bed)
@@ -766,6 +786,10 @@ def session(args: argparse.Namespace) -> Iterator[Session]:
         yield Session(args, bed, api, core, workdir, kubeconfig, AuditLog(bed.audit_log))
     finally:
         bed.stop()
+        if watchdog is not None and watchdog.stdin is not None:
+            watchdog.stdin.write(b"done")
+            watchdog.stdin.close()
+            watchdog.wait(timeout=30)
         if bed.owned is False:
             log(f"left the cluster running; operator log under {workdir}")
 

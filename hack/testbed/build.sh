@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test bed's binaries from pinned Go modules into .cache/testbed/bin.
-# No release downloads: only the Go module proxy. Four parts, each rebuilt
+# No release downloads: only the Go module proxy. Five parts, each rebuilt
 # only when its pins (versions.env) or its own recipe below change:
 #   control plane and node  kube-apiserver, kube-controller-manager,
 #                           kube-scheduler, kubectl, kubelet, kube-proxy, etcd,
@@ -8,6 +8,8 @@
 #   coredns                 cluster DNS (its own module: a newer client-go)
 #   kube-router             NetworkPolicy enforcement (its own module)
 #   seaweedfs               `weed`, the S3 server of the results store's tests (its own module)
+#   toxiproxy               `toxiproxy-server`, the chaos soak's faults between the operator
+#                           and the API server (its own module; the CLI is not needed)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -126,7 +128,15 @@ seaweedfs() {
     -o "$bin/weed" github.com/seaweedfs/seaweedfs/weed
 }
 
+toxiproxy() {
+  printf 'module testenv.dev/testbed-toxiproxy\n\ngo 1.26\n' > go.mod
+  go get "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" 2>&1 | grep -v '^go: downloading' || true
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/Shopify/toxiproxy/v2.Version=$TOXIPROXY_VERSION" \
+    -o "$bin/toxiproxy-server" github.com/Shopify/toxiproxy/v2/cmd/server
+}
+
 part controlplane controlplane "$KUBERNETES_VERSION" "$KUBERNETES_STAGING_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION"
 part coredns coredns "$COREDNS_VERSION"
 part kube-router kube_router "$KUBE_ROUTER_VERSION"
 part seaweedfs seaweedfs "$SEAWEEDFS_VERSION"
+part toxiproxy toxiproxy "$TOXIPROXY_VERSION"

@@ -1,0 +1,118 @@
+"""What must hold through the chaos soak (bench/chaos.py), as pure functions
+over what the soak recorded: phase histories from its watch, the API
+server's audit log, Events, the Secrets' values and every log and status.
+Each returns its violations, so the report can count them and show one.
+
+Pure and free of cluster clients, so tests/unit/test_soak_invariants.py
+can show that each one catches what it names."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+FINISHED = frozenset({"Succeeded", "Failed", "TimedOut", "Error"})
+# How far along a run each phase is. Ready (a preview's) and Testing never
+# follow one another in one run, so they share a rank.
+RANK = {"": 0, "Pending": 0, "Queued": 0, "Provisioning": 1, "Seeding": 2, "Ready": 3, "Testing": 3,
+        **{phase: 4 for phase in FINISHED}, "Terminating": 5}
+GONE = "(deleted)"
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.subject}: {self.detail}"
+
+
+def phases_backwards(histories: Mapping[str, list[str]]) -> list[Violation]:
+    """A phase that moves back (Testing -> Seeding), or leaves a finished one
+    for anything but Terminating (a delete may come at any time)."""
+    out = []
+    for name, history in histories.items():
+        for before, after in itertools.pairwise(history):
+            if before == after:
+                continue
+            if RANK.get(after, -1) < RANK.get(before, -1) or (before in FINISHED and after != "Terminating"):
+                out.append(Violation("phase went backwards", name, f"{before} -> {after} in {' -> '.join(history)}"))
+    return out
+
+
+def wrong_endings(expected: Mapping[str, str], ended: Mapping[str, str | None]) -> list[Violation]:
+    """Each environment's end: the finished phase its spec implies, or GONE
+    for one deleted on purpose. `ended` has the first finished phase seen
+    (GONE once deleted), None when it never ended."""
+    return [Violation("wrong final phase", name, f"expected {want}, got {ended.get(name) or 'no end'}")
+            for name, want in sorted(expected.items()) if ended.get(name) != want]
+
+
+@dataclass(frozen=True)
+class Create:
+    """A create request of the operator's, as the audit log has it."""
+
+    resource: str
+    namespace: str
+    name: str
+    code: int
+
+
+def jobs_created_twice(creates: Iterable[Create]) -> list[Violation]:
+    """A Job's name says its run, and an Indexed Job holds every shard: a
+    second successful create of one name is a Job created twice."""
+    counts = Counter((c.namespace, c.name) for c in creates if c.resource == "jobs" and c.code == 201)
+    return [Violation("Job created more than once", f"{ns}/{name}", f"{n} creates")
+            for (ns, name), n in sorted(counts.items()) if n > 1]
+
+
+@dataclass(frozen=True)
+class PhaseEvent:
+    """An Event about a TestEnvironment: its uid, reason and count."""
+
+    uid: str
+    subject: str
+    reason: str
+    count: int
+
+
+def duplicate_phase_events(events: Iterable[PhaseEvent], phases: Iterable[str]) -> list[Violation]:
+    """One Event per phase a run enters (each soak environment runs once)."""
+    names = frozenset(phases)
+    totals: Counter[tuple[str, str, str]] = Counter()
+    for e in events:
+        if e.reason in names:
+            totals[(e.uid, e.subject, e.reason)] += max(e.count, 1)
+    return [Violation("duplicate phase Event", subject, f"{reason} x{n}")
+            for (_, subject, reason), n in sorted(totals.items()) if n > 1]
+
+
+def secrets_leaked(secrets: Iterable[str], texts: Iterable[tuple[str, str]], min_length: int = 12) -> list[Violation]:
+    """A generated credential anywhere it must not be: a log, a status, an
+    Event. Short values are skipped: they would match by chance."""
+    values = sorted({s for s in secrets if len(s) >= min_length})
+    out = []
+    for where, text in texts:
+        for value in values:
+            if value in text:
+                out.append(Violation("secret in the open", where, f"a credential ({value[:3]}...) appears"))
+    return out
+
+
+def memory_not_back(baseline_kib: int, after_kib: int, tolerance: float = 0.15, slack_kib: int = 10 * 1024,
+                    ) -> list[Violation]:
+    """RSS after the soak, with nothing left to manage, within 15 % (and
+    10 MiB) of a fresh operator's idle RSS."""
+    limit = baseline_kib * (1 + tolerance) + slack_kib
+    if after_kib <= limit:
+        return []
+    return [Violation("memory not back to baseline", "operator",
+                      f"{after_kib / 1024:.0f} MiB after, baseline {baseline_kib / 1024:.0f} MiB")]
+
+
+def leaked_namespaces(namespaces: Iterable[str]) -> list[Violation]:
+    return [Violation("namespace leaked", ns, "still there after collection") for ns in sorted(namespaces)]

@@ -1,0 +1,80 @@
+"""The chaos soak's invariants (bench/soak_invariants.py) catch what they name
+and pass what is fine: a soak that reports 0 violations means something."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from soak_invariants import (
+    GONE,
+    Create,
+    PhaseEvent,
+    duplicate_phase_events,
+    jobs_created_twice,
+    leaked_namespaces,
+    memory_not_back,
+    phases_backwards,
+    secrets_leaked,
+    wrong_endings,
+)
+
+
+def test_a_run_moving_forward_is_fine_and_a_step_back_is_caught() -> None:
+    ok = {"a": ["Provisioning", "Seeding", "Testing", "Testing", "Succeeded"], "p": ["Queued", "Provisioning", "Ready",
+                                                                                       "Succeeded"]}
+    assert phases_backwards(ok) == []
+    back = phases_backwards({"b": ["Provisioning", "Seeding", "Testing", "Seeding", "Failed"]})
+    assert [str(v) for v in back] == [
+        "phase went backwards: b: Testing -> Seeding in Provisioning -> Seeding -> Testing -> Seeding -> Failed"]
+    assert phases_backwards({"c": ["Failed", "Testing"]})  # leaving a finished phase
+    assert phases_backwards({"e": ["Provisioning", "Terminating"], "f": ["Failed", "Terminating"]}) == []
+    assert phases_backwards({"g": ["Terminating", "Provisioning"]})
+    assert phases_backwards({"d": ["TimedOut", "Succeeded"]})
+
+
+def test_endings_are_compared_to_what_the_spec_implies() -> None:
+    expected = {"pass": "Succeeded", "gone": GONE, "slow": "TimedOut"}
+    assert wrong_endings(expected, {"pass": "Succeeded", "gone": GONE, "slow": "TimedOut"}) == []
+    found = wrong_endings(expected, {"pass": "Failed", "gone": GONE})
+    assert [(v.subject, v.detail) for v in found] == [("pass", "expected Succeeded, got Failed"),
+                                                     ("slow", "expected TimedOut, got no end")]
+
+
+def test_a_job_created_twice_is_caught_and_a_conflict_is_not_a_create() -> None:
+    creates = [Create("jobs", "te-a", "e2e-r1", 201), Create("jobs", "te-a", "e2e-r1", 409),
+               Create("jobs", "te-a", "seed-r1", 201), Create("deployments", "te-a", "api", 201),
+               Create("deployments", "te-a", "api", 201)]
+    assert jobs_created_twice(creates) == []
+    found = jobs_created_twice([*creates, Create("jobs", "te-a", "seed-r1", 201)])
+    assert [str(v) for v in found] == ["Job created more than once: te-a/seed-r1: 2 creates"]
+
+
+def test_one_event_per_phase_and_aggregated_counts_are_counted() -> None:
+    phases = ["Provisioning", "Testing", "Succeeded"]
+    fine = [PhaseEvent("u1", "ci/a", "Provisioning", 1), PhaseEvent("u1", "ci/a", "Testing", 1),
+            PhaseEvent("u1", "ci/a", "SuitePassed", 3), PhaseEvent("u2", "ci/b", "Provisioning", 1)]
+    assert duplicate_phase_events(fine, phases) == []
+    assert duplicate_phase_events([PhaseEvent("u1", "ci/a", "Testing", 2)], phases)
+    found = duplicate_phase_events([*fine, PhaseEvent("u1", "ci/a", "Provisioning", 1)], phases)
+    assert [str(v) for v in found] == ["duplicate phase Event: ci/a: Provisioning x2"]
+
+
+def test_a_credential_anywhere_is_caught_and_short_values_are_not_matched() -> None:
+    secrets = ["Zt6Qv0mH2xkP9rWc", "5432"]
+    texts = [("operator log", "connected to port 5432"), ("status ci/a", "{'message': 'ready'}")]
+    assert secrets_leaked(secrets, texts) == []
+    found = secrets_leaked(secrets, [*texts, ("Event ci/a", "password=Zt6Qv0mH2xkP9rWc in url")])
+    assert [v.subject for v in found] == ["Event ci/a"] and "Zt6Qv0" not in found[0].detail
+
+
+def test_memory_back_to_baseline_within_its_tolerance() -> None:
+    assert memory_not_back(100 * 1024, 120 * 1024) == []
+    assert memory_not_back(100 * 1024, 200 * 1024)
+
+
+def test_every_namespace_left_is_a_leak() -> None:
+    assert leaked_namespaces([]) == []
+    assert [v.subject for v in leaked_namespaces(["te-b", "te-a"])] == ["te-a", "te-b"]
