@@ -1,0 +1,523 @@
+"""Chaos soak: environments of mixed shapes (seeds, sharded suites, failing
+suites, fail-fast, previews, deadlines, TTLs, deletes while provisioning)
+live their whole lives, --envs of them at once, while the operator is
+SIGKILLed at random moments and restarted, the whole control plane (etcd,
+API server, controllers) is restarted, and a real fault-injecting proxy
+(toxiproxy, bench/faults.py) sits between the operator and the API server:
+latency, a bandwidth limit, connections reset mid-response, a 30-second
+partition; and the API server's own priority-and-fairness limits answer the
+operator 429. Then two peered replicas, and the acting one is killed.
+KWOK plays every pod (simulated results; the soak is about the operator).
+
+Invariants (bench/soak_invariants.py), checked at the end over everything
+recorded throughout, each reported as a count of violations (goal 0):
+every environment ends as its spec implies; 0 namespaces left after
+collection; each Job created once per run (its name says the run; an
+Indexed Job holds every shard), from the audit log; no phase goes
+backwards; one Event per phase; no generated credential in any log, status
+or Event; the operator's RSS back to a fresh one's baseline once nothing is
+left. Also: kills survived, unexpected exits, restarts, fault minutes.
+
+The schedule (which shape, when to kill, when to restart, which fault when)
+comes from --seed; the cluster's own timing does not, so two runs with one
+seed meet the same faults in the same order, not at the same instants.
+
+    python bench/chaos.py --seed 20261129 --kills 100 --envs 30
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from faults import Proxy, Toxiproxy, throttle_objects
+from harness import (
+    COPY_SOURCE_NAMESPACE,
+    GROUP,
+    OPERATOR_USER,
+    PLURAL,
+    ROOT,
+    VERSION,
+    Environments,
+    Figure,
+    Operator,
+    Session,
+    Watcher,
+    log,
+    parser,
+    report,
+    session,
+)
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from soak_invariants import (
+    FINISHED,
+    GONE,
+    Create,
+    PhaseEvent,
+    Violation,
+    duplicate_phase_events,
+    jobs_created_twice,
+    leaked_namespaces,
+    memory_not_back,
+    phases_backwards,
+    secrets_leaked,
+    wrong_endings,
+)
+from testenv.models import Phase
+
+# What a request to an API server being restarted (or behind a cut proxy) raises.
+DOWN = (ApiException, urllib3.exceptions.HTTPError)
+NAMESPACE = "chaos"
+PEERING = "testenv-chaos"
+MANAGED = "app.kubernetes.io/managed-by=testenv-operator"
+DURATION, EXIT, MESSAGE, HANG = (f"testenv.dev/simulate-{k}" for k in ("duration-ms", "exit-code",
+                                                                        "termination-message", "hang"))
+LIFECYCLE = {"ttlSecondsAfterFinished": 5, "retainOnFailureSeconds": 5, "activeDeadlineSeconds": 420}
+
+
+def _suite(name: str, ms: int, *, fail: bool = False, **more: Any) -> dict[str, Any]:
+    annotations = {DURATION: str(ms), MESSAGE: json.dumps({"passed": 0 if fail else 4, "failed": 1 if fail else 0})}
+    if fail:
+        annotations[EXIT] = "1"
+    return {"name": name, "image": "ghcr.io/acme/tests:1", "podAnnotations": annotations, **more}
+
+
+# name -> (spec, the end it implies). KWOK ends each pod as its annotations say.
+SHAPES: dict[str, tuple[dict[str, Any], str]] = {
+    "pass": ({
+        "lifecycle": LIFECYCLE,
+        "datastores": [{"name": "db", "engine": "postgres"}, {"name": "cache", "engine": "redis"}],
+        "stubs": [{"name": "pay", "port": 8080,
+                   "mappings": [{"request": {"method": "GET", "urlPath": "/ok"}, "response": {"status": 200}}]}],
+        "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}],
+                      "dependsOn": ["db", "cache", "pay"]}],
+        "seed": [{"name": "fixtures", "image": "ghcr.io/acme/fixtures:1", "podAnnotations": {DURATION: "2000"}}],
+        "tests": [_suite("unit", 3000, shards=3), _suite("e2e", 2000, needs=["unit"])],
+    }, "Succeeded"),
+    "fail": ({
+        "lifecycle": LIFECYCLE,
+        "datastores": [{"name": "cache", "engine": "redis"}],
+        "tests": [_suite("flaky", 1500, fail=True, retries=1)],
+    }, "Failed"),
+    "failfast": ({
+        "lifecycle": LIFECYCLE,
+        "datastores": [{"name": "cache", "engine": "redis"}],
+        "tests": [_suite("smoke", 1500, fail=True, failFast=True), _suite("e2e", 1000, needs=["smoke"])],
+    }, "Failed"),
+    "preview": ({
+        "lifecycle": {**LIFECYCLE, "activeDeadlineSeconds": 45},
+        "datastores": [{"name": "cache", "engine": "redis"}],
+        "services": [{"name": "web", "image": "ghcr.io/acme/web:1", "ports": [{"port": 80}], "dependsOn": ["cache"]}],
+    }, "Succeeded"),
+    "deadline": ({
+        "lifecycle": {**LIFECYCLE, "activeDeadlineSeconds": 20},
+        "datastores": [{"name": "cache", "engine": "redis"}],
+        "tests": [{"name": "hangs", "image": "ghcr.io/acme/tests:1", "podAnnotations": {HANG: "true"}}],
+    }, "TimedOut"),
+    "copy": ({
+        "lifecycle": LIFECYCLE,
+        "services": [{"name": "inventory", "image": "ghcr.io/acme/inventory:2",
+                      "copyFrom": {"namespace": COPY_SOURCE_NAMESPACE, "deployment": "inventory-service"}}],
+        "tests": [_suite("contract", 1500)],
+    }, "Succeeded"),
+    "deleted": ({
+        "lifecycle": LIFECYCLE,
+        "datastores": [{"name": "db", "engine": "postgres"}],
+        "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}], "dependsOn": ["db"]}],
+        "tests": [_suite("slow", 30000)],
+    }, GONE),
+}
+
+
+@dataclass
+class Fault:
+    name: str
+    seconds: float
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+@dataclass
+class Tally:
+    kills: int = 0
+    acting_kills: int = 0
+    survived: int = 0  # kills after which a new operator came back live
+    unexpected_exits: list[str] = field(default_factory=list)
+    restarts: int = 0
+    fault_seconds: float = 0.0
+    faults: list[str] = field(default_factory=list)
+    applied: int = 0
+    deleted_on_purpose: int = 0
+
+
+class Soak:
+    def __init__(self, sess: Session, args: Any) -> None:
+        self.sess, self.args = sess, args
+        self.rng = random.Random(args.seed)
+        self.tally = Tally()
+        self.envs: Environments = sess.environments(NAMESPACE)
+        self.expected: dict[str, str] = {}
+        self.delete_at: dict[str, float] = {}
+        self.logs: list[Path] = []
+        self.credentials: set[str] = set()
+        self.secrets = Watcher(client.CoreV1Api(sess.api).list_secret_for_all_namespaces,
+                               label_selector=MANAGED, on_event=self._on_secret)
+        self.retry_apply: list[tuple[str, dict[str, Any]]] = []
+        self.incarnation = 0
+
+    # -- what the soak watches --------------------------------------------------------
+
+    def _on_secret(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        for key, value in (obj.get("data") or {}).items():
+            if "password" in key.lower() or key == "url":
+                self.credentials.add(base64.b64decode(value).decode(errors="replace"))
+
+    def ended(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        with self.envs.watcher.cond:
+            gone = {name for (_, name) in self.envs.watcher.deleted}
+        for name in self.expected:
+            history = self.envs.phase_history.get(name, [])
+            # A run that finished before its delete ended there; the final
+            # delete_all of the soak deletes every environment.
+            out[name] = next((p for p in history if p in FINISHED), GONE if name in gone else None)
+        return out
+
+    def idle(self, seconds: float, target: int) -> None:
+        """Wait, while deletes due are sent and the population kept."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self.keep_population(target)
+            time.sleep(min(0.2, max(0.0, until - time.monotonic())))
+
+    def live(self) -> list[str]:
+        ended = self.ended()
+        return [name for name in self.expected if ended[name] is None]
+
+    # -- environments -----------------------------------------------------------------
+
+    def apply_one(self) -> None:
+        shape = self.rng.choice(sorted(SHAPES))
+        spec, end = SHAPES[shape]
+        name = f"{shape}-{self.tally.applied:04d}"
+        self.tally.applied += 1
+        self.expected[name] = end
+        if end == GONE:
+            self.delete_at[name] = time.monotonic() + self.rng.uniform(1.0, 5.0)
+        try:
+            self.envs.apply(name, spec)
+        except DOWN as exc:  # the API may be down this instant: apply again below
+            log(f"apply {name} failed ({exc.__class__.__name__}); retrying")
+            self.retry_apply.append((name, spec))
+
+    def keep_population(self, target: int) -> None:
+        for name, spec in list(self.retry_apply):
+            try:
+                self.envs.apply(name, spec)
+                self.retry_apply.remove((name, spec))
+            except DOWN:
+                break
+        for _ in range(max(0, target - len(self.live()))):
+            self.apply_one()
+        now = time.monotonic()
+        for name, when in list(self.delete_at.items()):
+            if now >= when:
+                try:
+                    self.envs.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+                    self.tally.deleted_on_purpose += 1
+                    del self.delete_at[name]
+                except ApiException as exc:
+                    if exc.status == 404:
+                        del self.delete_at[name]
+                except urllib3.exceptions.HTTPError:
+                    pass  # API down this instant: next round
+
+    # -- operators ----------------------------------------------------------------------
+
+    def start_operator(self, kubeconfig: Path, **settings: str) -> Operator:
+        self.incarnation += 1
+        path = self.sess.workdir / f"operator-{self.incarnation:03d}.log"
+        self.logs.append(path)
+        op = Operator(kubeconfig, path, {**{k: v for k, v in (i.split("=", 1) for i in self.args.operator_env)},
+                                         **settings})
+        op.start()
+        return op
+
+    def kill(self, op: Operator) -> None:
+        if not op.alive():
+            self.tally.unexpected_exits.append(f"{op.log_path.name}: exit {op.process.returncode}")
+        else:
+            op.process.send_signal(signal.SIGKILL)
+            op.process.wait(timeout=30)
+            self.tally.kills += 1
+        op.stop()  # the sampler thread
+
+    # -- faults -------------------------------------------------------------------------
+
+    def faults(self, proxy: Proxy) -> list[Fault]:
+        throttle = throttle_objects(OPERATOR_USER)
+        bed = self.sess.bed
+
+        def apf_on() -> None:
+            bed.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(throttle))
+
+        def apf_off() -> None:
+            for obj in throttle:
+                bed.kubectl("delete", f"{obj['kind'].lower()}.flowcontrol.apiserver.k8s.io",
+                            obj["metadata"]["name"], "--ignore-not-found", check=False)
+
+        return [
+            Fault("latency 250 ms +- 100 ms, both ways", 60,
+                  lambda: (proxy.latency(250, 100), proxy.latency(250, 100, stream="upstream")), proxy.clear),
+            Fault("bandwidth 16 KB/s", 45, lambda: proxy.bandwidth(16), proxy.clear),
+            # toxiproxy's reset_peer resets before any byte of the response;
+            # limit_data cuts a response partway (then closes): both, each to
+            # a share of the connections.
+            Fault("connections cut mid-response (16 KB, 30 %) or reset (20 %)", 30,
+                  lambda: (proxy.limit_data(16_384, toxicity=0.3), proxy.reset_peer(300, toxicity=0.2)),
+                  proxy.clear),
+            Fault("partition (proxy down)", 30, proxy.disable, proxy.enable),
+            Fault("API priority-and-fairness: 429 to the operator", 60, apf_on, apf_off),
+        ]
+
+
+def _interrupted(*_: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` (test bed, proxy) runs."""
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0], repeats=1)
+    p.add_argument("--seed", type=int, default=20261129)
+    p.add_argument("--kills", type=int, default=100, help="SIGKILLs in all, the acting replica's included")
+    p.add_argument("--acting-kills", type=int, default=5, help="of them, kills of the acting one of two replicas")
+    p.add_argument("--restarts", type=int, default=5, help="control-plane restarts (etcd, API server, controllers)")
+    p.add_argument("--envs", type=int, default=30, help="environments alive at once")
+    p.add_argument("--kill-after", default="0.5,8", help="seconds after an operator is live before its kill: min,max")
+    p.add_argument("--fault-scale", type=float, default=1.0, help="multiply every fault's length (a quick look: 0.2)")
+    args = p.parse_args()
+    lo, hi = (float(x) for x in args.kill_after.split(","))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, _interrupted)
+    started = time.monotonic()
+    with session(args) as sess, Toxiproxy() as toxiproxy:
+        soak = Soak(sess, args)
+        admin = yaml.safe_load(Path(sess.bed.kubeconfig).read_text())
+        upstream = admin["clusters"][0]["cluster"]["server"].removeprefix("https://")
+        proxy = toxiproxy.proxy("apiserver", upstream=upstream)
+        proxied = sess.workdir / "operator-proxied.kubeconfig"
+        config = yaml.safe_load(sess.operator_kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = f"https://{proxy.listen}"
+        proxied.write_text(yaml.safe_dump(config))
+
+        # A fresh operator's idle RSS, nothing to manage yet: the baseline.
+        op = soak.start_operator(proxied)
+        stop.wait(10)
+        baseline = op.sample().rss_kib
+        mark = sess.audit.mark()
+
+        # -- phase 1: one operator, killed again and again, under faults --------------
+        standalone = args.kills - args.acting_kills
+        faults = soak.faults(proxy)
+        for fault in faults:
+            fault.seconds *= args.fault_scale
+        soak.rng.shuffle(faults)
+        budget = standalone * (lo + hi) / 2 + standalone * 3  # rough length of phase 1, in seconds
+        fault_at = sorted(soak.rng.uniform(0.05, 0.85) * budget for _ in faults)
+        restart_at = sorted(soak.rng.uniform(0.05, 0.95) * budget for _ in range(args.restarts))
+        active: tuple[Fault, float] | None = None
+        t0 = time.monotonic()
+        next_kill = t0 + soak.rng.uniform(lo, hi)
+        soak.keep_population(args.envs)
+        while soak.tally.kills < standalone:
+            now = time.monotonic()
+            soak.keep_population(args.envs)
+            if active and now >= active[1]:
+                active[0].stop()
+                log(f"fault over: {active[0].name}")
+                active = None
+            if not active and faults and now - t0 >= fault_at[0]:
+                fault = faults.pop(0)
+                fault_at.pop(0)
+                log(f"fault on: {fault.name} for {fault.seconds:.0f}s")
+                fault.start()
+                soak.tally.fault_seconds += fault.seconds
+                soak.tally.faults.append(fault.name)
+                active = (fault, now + fault.seconds)
+            if restart_at and now - t0 >= restart_at[0]:
+                restart_at.pop(0)
+                log("restarting the control plane (etcd, API server, controllers)")
+                subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=sess.bed.env,
+                               check=True, capture_output=True)
+                soak.tally.restarts += 1
+            if now >= next_kill:
+                soak.kill(op)
+                op = soak.start_operator(proxied)
+                soak.tally.survived += 1
+                next_kill = time.monotonic() + soak.rng.uniform(lo, hi)
+                if soak.tally.kills % 10 == 0:
+                    log(f"{soak.tally.kills} kills; {len(soak.live())} environments live, "
+                        f"{soak.tally.applied} applied")
+            soak.idle(0.2, args.envs)
+        if active:
+            active[0].stop()
+        for fault in faults:  # a phase 1 that ended before its last faults: run them now
+            log(f"fault on: {fault.name} for {fault.seconds:.0f}s")
+            fault.start()
+            soak.idle(fault.seconds, args.envs)
+            fault.stop()
+            soak.tally.fault_seconds += fault.seconds
+            soak.tally.faults.append(fault.name)
+        while restart_at:
+            restart_at.pop(0)
+            subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=sess.bed.env,
+                           check=True, capture_output=True)
+            soak.tally.restarts += 1
+        op.stop()  # SIGTERM: every SIGKILL is counted above
+
+        # -- phase 2: two peered replicas; the acting one is killed ----------------------
+        sess.bed.kubectl("apply", "--server-side", "-f",
+                         str(ROOT / "charts/testenv-operator/crds/kopf-peerings.yaml"))
+        sess.bed.kubectl("wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
+        sess.bed.kubectl("apply", "-f", "-",
+                         input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {PEERING}\n")
+        priorities = iter(soak.rng.sample(range(1, 1_000_000), args.acting_kills + 2))
+
+        def replica() -> Operator:
+            return soak.start_operator(proxied, TESTENV_STANDALONE="false", TESTENV_PEERING=PEERING,
+                                       TESTENV_PEERING_PRIORITY=str(next(priorities)))
+
+        def acting(op: Operator) -> bool:
+            text = op.logs()
+            return text.rfind("Resuming operations after the pause") > text.rfind("Pausing operations in favour of")
+
+        replicas = [replica(), replica()]
+        for _ in range(args.acting_kills):
+            soak.keep_population(args.envs)
+            deadline = time.monotonic() + 120
+            while not any(acting(r) for r in replicas):
+                if time.monotonic() > deadline:
+                    raise SystemExit("no replica took over within 120 s")
+                soak.idle(0.5, args.envs)
+            soak.idle(soak.rng.uniform(lo, hi), args.envs)
+            victim = next(r for r in replicas if acting(r))
+            soak.kill(victim)
+            soak.tally.acting_kills += 1
+            replicas[replicas.index(victim)] = replica()
+            soak.tally.survived += 1
+        # The last acting replica lives on alone for the rest: the one whose memory is measured.
+        deadline = time.monotonic() + 120
+        while not any(acting(r) for r in replicas) and time.monotonic() < deadline:
+            soak.idle(0.5, args.envs)
+        survivor = next((r for r in replicas if acting(r)), replicas[-1])
+        for r in replicas:
+            if r is not survivor:
+                r.stop()
+
+        # -- the end: everything finishes and is collected --------------------------------
+        log(f"no more kills; waiting for {len(soak.live())} live environments to end")
+        end_by = time.monotonic() + 600
+        while soak.live() and time.monotonic() < end_by:
+            soak.idle(1, 0)
+        core = client.CoreV1Api(sess.api)
+
+        def env_namespaces() -> list[str]:
+            return [ns.metadata.name for ns in core.list_namespace(label_selector=MANAGED).items]
+
+        collect_by = time.monotonic() + 180
+        while env_namespaces() and time.monotonic() < collect_by:
+            stop.wait(1)
+        leaked = env_namespaces()
+        deleted_in = soak.envs.delete_all(timeout=300)
+        stop.wait(20)  # let the last writes and watches settle before the memory sample
+        after = survivor.sample().rss_kib if survivor.alive() else 0
+        if not survivor.alive():
+            soak.tally.unexpected_exits.append(f"{survivor.log_path.name}: exit {survivor.process.returncode}")
+        survivor.stop()
+
+        # -- judge ----------------------------------------------------------------------------
+        requests = sess.audit.requests(mark)
+        creates = [Create(r.resource, r.namespace, r.name, r.code) for r in requests if r.verb == "create"]
+        events = client.CoreV1Api(sess.api).list_namespaced_event(
+            NAMESPACE, field_selector="involvedObject.kind=TestEnvironment").items
+        phase_events = [PhaseEvent(e.involved_object.uid or "", e.involved_object.name or "", e.reason or "",
+                                   e.count or 1) for e in events]
+        texts = [(f"log {path.name}", path.read_text(errors="replace")) for path in soak.logs]
+        texts += [(f"status {name}", json.dumps(status)) for name, history in soak.envs.status_history.items()
+                  for status in history]
+        texts += [(f"Event {e.involved_object.name}/{e.reason}", e.message or "") for e in events]
+        # A preview's deadline is its normal end once it was Ready; one that
+        # never got Ready in time (a kill or a partition at a bad moment)
+        # timed out, as any environment does.
+        expected = dict(soak.expected)
+        late_previews = [n for n in expected if n.startswith("preview-")
+                         and "Ready" not in soak.envs.phase_history.get(n, [])]
+        expected.update({n: "TimedOut" for n in late_previews})
+        endings = soak.ended()
+        checks: dict[str, list[Violation]] = {
+            "every environment ends as its spec implies": wrong_endings(expected, endings),
+            "namespaces left after collection": leaked_namespaces(leaked),
+            "Jobs created more than once (audit log)": jobs_created_twice(creates),
+            "phases that went backwards": phases_backwards(soak.envs.phase_history),
+            "duplicate phase Events": duplicate_phase_events(phase_events, [str(p) for p in Phase]),
+            "credentials in logs, statuses or Events": secrets_leaked(soak.credentials, texts),
+            "operator memory not back to baseline": memory_not_back(baseline, after) if after else [
+                Violation("memory not back to baseline", "operator", "the survivor was not alive")],
+            "operator exits that were not kills": [Violation("unexpected exit", x, "") for x in
+                                                   soak.tally.unexpected_exits],
+        }
+        reconcile_errors = sum(t.count("reconcile failed") for _, t in texts if _.startswith("log "))
+        tracebacks = sum(t.count("Traceback (most recent call last)") for _, t in texts if _.startswith("log "))
+        t = soak.tally
+        figures = [
+            Figure("SIGKILLs (acting replica's included)", "kills", [float(t.kills)]),
+            Figure("of them followed by a new operator live", "kills", [float(t.survived)]),
+            Figure("of them, the acting one of two peered replicas", "kills", [float(t.acting_kills)]),
+            Figure("control-plane restarts (etcd + API server)", "restarts", [float(t.restarts)]),
+            Figure("fault minutes (proxy and API priority limits)", "min", [t.fault_seconds / 60]),
+            Figure("environments run", "envs", [float(t.applied)]),
+            Figure("of them deleted while provisioning", "envs", [float(t.deleted_on_purpose)]),
+            Figure("previews never Ready before their deadline", "envs", [float(len(late_previews))]),
+            Figure("credentials watched for", "values", [float(len(soak.credentials))]),
+            Figure("operator RSS, fresh and idle (baseline)", "MiB", [baseline / 1024]),
+            Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
+            Figure("delete all -> gone", "s", [deleted_in]),
+            Figure("soak length", "min", [(time.monotonic() - started) / 60]),
+            Figure("reconcile errors logged (faults met)", "errors", [float(reconcile_errors)]),
+            Figure("tracebacks in the operators' logs", "tracebacks", [float(tracebacks)]),
+            *[Figure(f"violations: {name}", "", [float(len(v))]) for name, v in checks.items()],
+        ]
+        notes = [f"seed {args.seed}; faults in order: {'; '.join(t.faults)}",
+                 "KWOK plays every pod: suites' results are simulated; the operator, etcd and the API server are real."]
+        for name, found in checks.items():
+            for v in found[:5]:
+                notes.append(f"  {name}: {v}")
+        subjects = {v.subject for found in checks.values() for v in found}
+        report("Chaos soak", figures, notes, args, extra={
+            "violations": {k: [str(v) for v in found] for k, found in checks.items()},
+            "endings": endings, "late_previews": late_previews,
+            "histories": {n: soak.envs.phase_history.get(n, []) for n in sorted(subjects)}})
+        soak.secrets.stop()
+        soak.envs.stop()
+        if any(checks.values()):
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
