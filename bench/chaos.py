@@ -462,13 +462,17 @@ def main() -> None:
         texts += [(f"status {name}", json.dumps(status)) for name, history in soak.envs.status_history.items()
                   for status in history]
         texts += [(f"Event {e.involved_object.name}/{e.reason}", e.message or "") for e in events]
-        # A preview's deadline is its normal end once it was Ready; one that
-        # never got Ready in time (a kill or a partition at a bad moment)
-        # timed out, as any environment does.
+        # A preview's deadline is its normal end once its components were
+        # all ready (status.readyAt); one never ready by then (a kill or a
+        # partition at a bad moment) timed out, as any environment does. The
+        # phase Ready itself may never be written: readiness seen in the
+        # very pass that finds the deadline passed ends the run at once.
         expected = dict(soak.expected)
-        late_previews = [n for n in expected if n.startswith("preview-")
-                         and "Ready" not in soak.envs.phase_history.get(n, [])]
+        late_previews = [n for n in expected if n.startswith("preview-") and not any(
+            s.get("readyAt") for s in soak.envs.status_history.get(n, []))]
         expected.update({n: "TimedOut" for n in late_previews})
+        unseen_ready = [n for n in expected if n.startswith("preview-") and n not in late_previews
+                        and "Ready" not in soak.envs.phase_history.get(n, [])]
         endings = soak.ended()
         checks: dict[str, list[Violation]] = {
             "every environment ends as its spec implies": wrong_endings(expected, endings),
@@ -493,7 +497,8 @@ def main() -> None:
             Figure("fault minutes (proxy and API priority limits)", "min", [t.fault_seconds / 60]),
             Figure("environments run", "envs", [float(t.applied)]),
             Figure("of them deleted while provisioning", "envs", [float(t.deleted_on_purpose)]),
-            Figure("previews never Ready before their deadline", "envs", [float(len(late_previews))]),
+            Figure("previews never ready before their deadline", "envs", [float(len(late_previews))]),
+            Figure("previews ready only in the pass that ended them", "envs", [float(len(unseen_ready))]),
             Figure("credentials watched for", "values", [float(len(soak.credentials))]),
             Figure("operator RSS, fresh and idle (baseline)", "MiB", [baseline / 1024]),
             Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
@@ -511,7 +516,7 @@ def main() -> None:
         subjects = {v.subject for found in checks.values() for v in found}
         report("Chaos soak", figures, notes, args, extra={
             "violations": {k: [str(v) for v in found] for k, found in checks.items()},
-            "endings": endings, "late_previews": late_previews,
+            "endings": endings, "late_previews": late_previews, "unseen_ready": unseen_ready,
             "histories": {n: soak.envs.phase_history.get(n, []) for n in sorted(subjects)}})
         soak.secrets.stop()
         soak.envs.stop()
