@@ -98,6 +98,7 @@ class Memory:
 LOG_REREAD = 30.0
 # An apply the API server refused is tried again this soon (and on any change).
 REJECTED_RETRY = 5.0
+CLEARED_REPLAN = 0.2
 # Refusals that say what is wrong with the object or its namespace; anything
 # else (a conflict, a server error, no connection) is retried as an error.
 REFUSALS = frozenset({400, 403, 422})
@@ -181,11 +182,11 @@ def reconcile(
     result = _plan_reading_results(this)
     result = _keep_results_at_run_end(this, result)
     _forget_expired_results(this, result)
-    refused = _act_on_plan(this, result)
+    refused, cleared = _act_on_plan(this, result)
     collected = _collect_namespace(this, result)
     if _delete_resource_once_collected(this, result):
         return None
-    wake_after = _next_wake(result, pods_wake, refused=refused)
+    wake_after = _next_wake(result, pods_wake, refused=refused, cleared=cleared)
     if held := _write_status(this, result, collected=collected):
         # Planned again from the same status when it is due; nothing is lost.
         return held if wake_after is None else min(wake_after, held)
@@ -311,9 +312,11 @@ def _forget_expired_results(this: _Pass, result: Plan) -> None:
 # --- act on the plan ------------------------------------------------------------------
 
 
-def _act_on_plan(this: _Pass, result: Plan) -> bool:
-    """Apply, create and delete what the plan says; whether the API server refused an object."""
+def _act_on_plan(this: _Pass, result: Plan) -> tuple[bool, bool]:
+    """Apply, create and delete what the plan says; whether the API server
+    refused an object, and whether a refusal known before is over."""
     refused = False
+    known = set(this.memory.rejected)
     # Created objects (Secrets: a datastore's, copied ones) go in as soon as
     # their namespace exists, before the workloads that name them.
     to_create = list(result.create)
@@ -327,7 +330,7 @@ def _act_on_plan(this: _Pass, result: Plan) -> bool:
         this.kube.create_once(obj)
     for ref in result.delete:
         this.kube.delete(ref)
-    return refused
+    return refused, bool(known - set(this.memory.rejected))
 
 
 def _collect_namespace(this: _Pass, result: Plan) -> bool:
@@ -349,9 +352,14 @@ def _delete_resource_once_collected(this: _Pass, result: Plan) -> bool:
     return True
 
 
-def _next_wake(result: Plan, pods_wake: float | None, *, refused: bool) -> float | None:
-    """The plan's own wake-up, or sooner: a refused apply is retried, and a
-    pod's cause may turn final while the run is on."""
+def _next_wake(result: Plan, pods_wake: float | None, *, refused: bool, cleared: bool) -> float | None:
+    """The plan's own wake-up, or sooner: a refused apply is retried; a
+    refusal just over is planned again at once, since this pass's status
+    was planned before the apply and still shows it, and nothing else may
+    wake the environment (its Deployment may have been ready long since);
+    a pod's cause may turn final while the run is on."""
+    if cleared:
+        return CLEARED_REPLAN
     if refused:
         pods_wake = REJECTED_RETRY if pods_wake is None else min(pods_wake, REJECTED_RETRY)
     if pods_wake is None or result.status.phase in FINISHED_PHASES:
