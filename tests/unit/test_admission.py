@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from fake_kube import RefusingKube
 from testenv.admission import EnvSummary, admit, admit_confirmed, summary_of
 from testenv.observe import Observed
 from testenv.reconcile import Memory, reconcile
@@ -68,28 +69,6 @@ def test_a_summary_reads_a_body_or_a_listed_item() -> None:
     assert summary_of({"metadata": {"namespace": "ci", "name": "new", "uid": "u2"}}).phase == ""
 
 
-class AcceptingKube:
-    """Accepts every object; keeps the status writes."""
-
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.applied: list[dict[str, Any]] = []
-
-    def apply(self, obj: dict[str, Any]) -> bool:
-        self.applied.append(obj)
-        return True
-
-    def create_once(self, obj: dict[str, Any]) -> bool:
-        return True
-
-    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.patches.append(status)
-
-    def delete(self, ref: Any) -> None: ...
-    def delete_namespace(self, name: str) -> bool: return True
-    def read_pull_secret(self, *, namespace: str, name: str) -> None: return None
-
-
 def test_a_started_environment_is_not_queued_again_while_its_body_lags(monkeypatch: Any) -> None:
     """One half of the race CI met: env-3's first pass was admitted (the
     index had not seen all four yet: see the test above for the other half)
@@ -102,7 +81,7 @@ def test_a_started_environment_is_not_queued_again_while_its_body_lags(monkeypat
     body = {"metadata": {"name": "env-3", "namespace": "ci", "uid": "u-ci-env-3", "generation": 1},
             "spec": {"datastores": [{"name": "cache", "engine": "redis"}]}, "status": {}}
     me = env("env-3")
-    kube, memory = AcceptingKube(), Memory()
+    kube, memory = RefusingKube(refused=None), Memory()
     partial_index = [env("env-0"), env("env-1"), me]
     full_index = [env(f"env-{i}") for i in range(4)]
     observed = Observed(namespace_phase="Active")

@@ -4,11 +4,11 @@ error, and ends the run once it outlasts the grace period. The API is a fake."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fake_kube import RefusingKube
 from kubernetes.client.exceptions import ApiException
 from testenv import reconcile as reconcile_module
 from testenv.observe import Observed
@@ -16,38 +16,6 @@ from testenv.reconcile import Memory, reconcile
 from testenv.settings import Settings
 
 SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system", failure_grace_seconds=60)
-# What a real kube-apiserver (v1.36) answers when the Service range is full:
-# a 500, not a 422 (tests/component/test_service_range.py provokes it).
-RANGE_FULL = 'Internal error occurred: failed to allocate a serviceIP for Service "api": range is full'
-
-
-class RefusingKube:
-    """Accepts everything but the Services of one component."""
-
-    def __init__(self, refused: str | None = "api", status: int = 500, message: str = RANGE_FULL) -> None:
-        self.refused, self.status_code, self.message = refused, status, message
-        self.patches: list[dict[str, Any]] = []
-
-    def apply(self, obj: dict[str, Any]) -> bool:
-        if obj["kind"] == "Service" and obj["metadata"]["name"] == self.refused:
-            exc = ApiException(status=self.status_code, reason="Internal Server Error")
-            exc.body = json.dumps({"kind": "Status", "message": self.message + " password=hunter2hunter2",
-                                   "code": self.status_code})
-            raise exc
-        return True
-
-    def create_once(self, obj: dict[str, Any]) -> bool:
-        return True
-
-    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.patches.append(status)
-
-    def delete(self, ref: Any) -> None: ...
-    def delete_namespace(self, name: str) -> bool: return True
-    def read_pull_secret(self, *, namespace: str, name: str) -> None: return None
-    def read_copy_source(self, *, namespace: str, deployment: str, rule: Any = None) -> None: return None
-
-
 @pytest.fixture
 def events(monkeypatch) -> list[tuple[str, str]]:
     posted: list[tuple[str, str]] = []
