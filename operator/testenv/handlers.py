@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINALIZER = "testenv.dev/cleanup"
 TE = (models.GROUP, models.VERSION, models.PLURAL)
+DEPLOYMENTS = ("apps", "v1", "deployments")
+JOBS = ("batch", "v1", "jobs")
+NAMESPACES = ("", "v1", "namespaces")
+PODS = ("", "v1", "pods")
+EVENTS = ("", "v1", "events")
+WATCHED_OURS = (DEPLOYMENTS, JOBS, NAMESPACES, PODS)
 
 
 WAKEUPS = Wakeups()
@@ -86,6 +92,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf logs every handled watch event at INFO; children change often.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    filter_watches(settings)
     settings.execution.max_workers = 20
     port = int(os.environ.get("TESTENV_METRICS_PORT", "0") or 0)
     if port:
@@ -93,6 +100,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Made here, in kopf's worker thread: an S3 client takes a while to build,
     # and the first reconcile would otherwise build it on the event loop.
     _store()
+
+
+def filter_watches(settings: kopf.OperatorSettings) -> None:
+    """Filtered by the API server, not here: kopf keeps a memory of every
+    object a watch delivers until it is deleted, and handles each of its
+    changes. Unfiltered, that is every pod, Deployment, Job and Event of a
+    shared cluster, not just ours (bench/RESULTS.md, "A thousand environments")."""
+    ours = ",".join(f"{k}={v}" for k, v in OURS.items())
+    for resource in WATCHED_OURS:
+        settings.watching.label_selectors[resource] = ours
+    # Only Warnings say why pods do not come up (observe.slim_event).
+    settings.watching.field_selectors[EVENTS] = "type=Warning"
 
 
 @kopf.on.cleanup()
@@ -103,22 +122,22 @@ async def wake_everyone(**_: Any) -> None:
 # --- what the environments own, indexed by namespace --------------------------
 
 
-@kopf.index("apps", "v1", "deployments", labels=OURS)
+@kopf.index(*DEPLOYMENTS, labels=OURS)
 def workloads_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): workload(body)}
 
 
-@kopf.index("batch", "v1", "jobs", labels=OURS)
+@kopf.index(*JOBS, labels=OURS)
 def jobs_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): job(body)}
 
 
-@kopf.index("", "v1", "namespaces", labels=OURS)
+@kopf.index(*NAMESPACES, labels=OURS)
 def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {name: environment_namespace(body)}
 
 
-@kopf.index("", "v1", "pods", labels=OURS)
+@kopf.index(*PODS, labels=OURS)
 def pods_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): slim_pod(body)}
 
@@ -129,22 +148,22 @@ def _in_environment_namespace(namespace: str | None, **_: Any) -> bool:
 
 # Events carry no labels of ours: they are told apart by namespace, and only
 # the Warnings that say why pods do not come up are kept.
-@kopf.index("", "v1", "events", when=_in_environment_namespace)
+@kopf.index(*EVENTS, when=_in_environment_namespace)
 def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     slim = slim_event(body)
     return None if slim is None else {_namespaced(namespace): slim}
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=OURS)
-@kopf.on.event("batch", "v1", "jobs", labels=OURS)
-@kopf.on.event("", "v1", "namespaces", labels=OURS)
-@kopf.on.event("", "v1", "pods", labels=OURS)
+@kopf.on.event(*DEPLOYMENTS, labels=OURS)
+@kopf.on.event(*JOBS, labels=OURS)
+@kopf.on.event(*NAMESPACES, labels=OURS)
+@kopf.on.event(*PODS, labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     SWEEP.indexes_filled()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
-@kopf.on.event("", "v1", "events", when=_in_environment_namespace)
+@kopf.on.event(*EVENTS, when=_in_environment_namespace)
 async def wake_on_warning(namespace: str | None, body: kopf.Body, **kwargs: Any) -> None:
     if slim_event(body) is None:
         return
