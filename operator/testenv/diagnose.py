@@ -539,6 +539,17 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^/\s:@]*):([^/\s@]+)@", re.IGNO
 _BEARER = re.compile(r"\b(bearer|basic)(\s+)[\w.~+/=-]+", re.IGNORECASE)
 
 
+def redacts(var: Mapping[str, Any]) -> bool:
+    """Whether a container's env var gives the redactor something to remove:
+    it is read from a Secret, or has a secret-looking name and a literal value."""
+    name = var.get("name") or ""
+    if not name:
+        return False
+    if (var.get("valueFrom") or {}).get("secretKeyRef"):
+        return True
+    return bool(_SECRET_NAME.search(name)) and len(var.get("value") or "") >= MIN_SECRET_LENGTH
+
+
 class _Redactor:
     """Removes what may be a secret: the caller's values, the values of env
     vars read from Secrets (as `NAME=value` in a log), literal values of
@@ -552,10 +563,11 @@ class _Redactor:
             spec = pod.get("spec") or {}
             for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
                 for var in container.get("env") or []:
-                    name = var.get("name") or ""
-                    if ((var.get("valueFrom") or {}).get("secretKeyRef")) and name:
-                        names.add(name)
-                    elif _SECRET_NAME.search(name) and len(var.get("value") or "") >= MIN_SECRET_LENGTH:
+                    if not redacts(var):
+                        continue
+                    if (var.get("valueFrom") or {}).get("secretKeyRef"):
+                        names.add(var["name"])
+                    else:
                         values.add(var["value"])
         self._values = sorted(values, key=len, reverse=True)
         alternatives = "|".join(re.escape(n) for n in sorted(names))

@@ -5,13 +5,14 @@ Pods and Warning Events are kept slimmed (what diagnosis and provenance read).""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .build.common import LABEL_COMPONENT, LABEL_KIND, LABEL_RUN
 from .build.services import CopySource
-from .diagnose import Diagnosis, PodOwner, pod_owner
+from .diagnose import Diagnosis, PodOwner, pod_owner, redacts
 from .models import Counts, JobPhase, SuiteResults, SuiteStatus
 from .results import MAX_FAILURES_LISTED, MAX_NOTES, AttemptResults, capped, last_pods
 
@@ -232,26 +233,55 @@ def suite_results(attempts: Iterable[AttemptResults]) -> SuiteResults:
 # --- pods and Events, slimmed for the indexes -------------------------------------
 
 # Only what diagnosis and provenance read: a namespace's pods and Events are
-# kept in memory for as long as they exist.
+# kept in memory for as long as they exist, every pod of every environment.
 _POD_META = ("name", "namespace", "labels", "creationTimestamp", "deletionTimestamp")
-_CONTAINER = ("name", "image", "env", "resources", "readinessProbe")
 _POD_STATUS = ("phase", "reason", "startTime", "conditions", "containerStatuses", "initContainerStatuses")
 # Warning Events that say why pods do not come up (kubelet, scheduler, controllers).
 DIAGNOSTIC_EVENTS = frozenset({"FailedCreate", "Unhealthy", "Failed", "FailedScheduling", "BackOff"})
 MAX_EVENT_MESSAGE = 4000
+# Strings up to this length are shared between pods (sys.intern): label keys
+# and values, condition types, timestamps, images recur across a namespace's
+# pods, while each watch event parses its own copies.
+_SHARED_STRING = 64
+
+
+def _slim_container(container: Mapping[str, Any]) -> dict[str, Any]:
+    """Name and image; the env vars the redactor reads; the memory limit an
+    OOM message names; whether there is a readiness probe (not the probe)."""
+    slim = {k: container[k] for k in ("name", "image") if k in container}
+    if env := [var for var in container.get("env") or [] if redacts(var)]:
+        slim["env"] = env
+    if memory := ((container.get("resources") or {}).get("limits") or {}).get("memory"):
+        slim["resources"] = {"limits": {"memory": memory}}
+    if container.get("readinessProbe") is not None:
+        slim["readinessProbe"] = {}
+    return slim
+
+
+def _shared(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {sys.intern(k): _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHARED_STRING:
+        return sys.intern(value)
+    return value
 
 
 def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    containers = {
-        key: [{k: c[k] for k in _CONTAINER if k in c} for c in spec.get(key) or []]
-        for key in ("initContainers", "containers")
-    }
-    return {
+    """The pod as the index keeps it: about a third of what its watch event
+    parses to (bench/RESULTS.md, "A thousand environments")."""
+    meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+    slim_status = {k: v for k, v in status.items() if k in _POD_STATUS}
+    if "conditions" in slim_status:
+        slim_status["conditions"] = [{k: v for k, v in c.items() if v is not None and k != "lastProbeTime"}
+                                     for c in slim_status["conditions"] or []]
+    slim: dict[str, Any] = _shared({
         "metadata": {k: meta[k] for k in _POD_META if k in meta},
-        "spec": containers,
-        "status": {k: v for k, v in (body.get("status") or {}).items() if k in _POD_STATUS},
-    }
+        "spec": {key: [_slim_container(c) for c in spec.get(key) or []] for key in ("initContainers", "containers")},
+        "status": slim_status,
+    })
+    return slim
 
 
 def slim_event(body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ the CLI and carried by the JUnit report."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,9 +46,36 @@ def running(image_id: str = "", image: str = "reg/api:1") -> dict[str, Any]:
 def test_a_slim_pod_keeps_what_diagnosis_reads_and_drops_the_rest() -> None:
     slim = slim_pod(pod("api-1", status=running(f"reg/api@{DIGEST}")))
     assert "managedFields" not in slim["metadata"] and "uid" not in slim["metadata"]
-    assert slim["spec"]["containers"] == [{"name": "main", "image": "reg/api:1", "env": [{"name": "A", "value": "b"}]}]
+    assert slim["spec"]["containers"] == [{"name": "main", "image": "reg/api:1"}]
     assert "nodeName" not in slim["spec"] and "hostIP" not in slim["status"]
     assert slim["status"]["containerStatuses"][0]["imageID"].endswith(DIGEST)
+
+
+def test_a_slim_container_keeps_the_env_the_redactor_reads_the_memory_limit_and_that_a_probe_exists() -> None:
+    secret_ref = {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}
+    literal = {"name": "API_TOKEN", "value": "tok-123456"}
+    body = pod("api-1", status=running())
+    body["spec"]["containers"][0].update(
+        env=[{"name": "A", "value": "b"}, secret_ref, literal, {"name": "API_TOKEN_SHORT", "value": "x"},
+             {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "mode"}}}],
+        resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        readinessProbe={"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 5},
+    )
+    body["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                                     "lastProbeTime": None, "lastTransitionTime": "2026-11-29T08:29:02Z"}]
+    slim = slim_pod(body)
+    assert slim["spec"]["containers"] == [{"name": "main", "image": "reg/api:1", "env": [secret_ref, literal],
+                                           "resources": {"limits": {"memory": "2Gi"}}, "readinessProbe": {}}]
+    assert slim["status"]["conditions"] == [{"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                                             "lastTransitionTime": "2026-11-29T08:29:02Z"}]
+
+
+def test_slim_pods_share_their_short_strings() -> None:
+    # Each watch event is parsed on its own, into strings of its own.
+    first, second = (slim_pod(json.loads(json.dumps(pod(name, status=running())))) for name in ("api-1", "api-2"))
+    assert first["metadata"]["labels"][LABEL_ENV_UID] is second["metadata"]["labels"][LABEL_ENV_UID]
+    key = next(iter(first["status"]["containerStatuses"][0]))
+    assert key is next(iter(second["status"]["containerStatuses"][0]))
 
 
 def test_a_pod_with_no_status_yet_is_kept_and_diagnosed_as_nothing() -> None:
