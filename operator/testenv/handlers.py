@@ -83,11 +83,7 @@ def _store() -> ResultsStore:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="testenv.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="testenv.dev", key="last-handled-configuration"
-    )
+    configure_persistence(settings)
     settings.posting.level = logging.WARNING  # our Events are posted explicitly
     # kopf logs every handled watch event at INFO; children change often.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -100,6 +96,31 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Made here, in kopf's worker thread: an S3 client takes a while to build,
     # and the first reconcile would otherwise build it on the event loop.
     _store()
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: no handler here reacts to a change (the daemon
+    reads the body itself; the delete handler needs no diff), so kopf need
+    neither write a copy of each spec into an annotation (a request per
+    environment, and a larger body in every watch event and in memory) nor
+    deep-copy every watched object on every event to compare it. Every
+    essence is the same empty one: kopf sees no change, never a creation.
+    tests/unit/test_watch_filters.py fails if a handler that needs a diff is added."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return kopf.BodyEssence()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
+def configure_persistence(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="testenv.dev")
+    settings.persistence.diffbase_storage = NoDiffBase()
 
 
 def filter_watches(settings: kopf.OperatorSettings) -> None:

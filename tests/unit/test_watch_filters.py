@@ -1,6 +1,7 @@
-"""The operator's watches are filtered by the API server: only our children
-and only Warning Events reach it, and no handler is starved by a filter
-narrower than its own."""
+"""What kopf watches and keeps: the watches are filtered by the API server
+(only our children and only Warning Events reach the operator) and no
+handler is starved by a filter narrower than its own; no last-handled state
+is kept, so no handler may need a diff."""
 
 from __future__ import annotations
 
@@ -62,3 +63,17 @@ def test_every_handler_of_the_events_watch_wants_warnings_only() -> None:
     assert slim_event(normal) is None
     events = [h for h in _handlers() if h.selector.any_name == "events"]
     assert {h.id for h in events} == {"events_by_namespace", "wake_on_warning"}
+
+
+def test_no_handler_needs_the_last_handled_state_the_operator_does_not_keep() -> None:
+    """handlers.NoDiffBase keeps no diff base: kopf then never sees a creation
+    or an update, so only deletion handlers may react to changes."""
+    registry = kopf.get_default_registry()
+    changing = registry._changing.get_all_handlers()
+    assert [(h.id, h.reason, h.field) for h in changing] == [("collect_on_delete", "delete", None)]
+    settings = kopf.OperatorSettings()
+    handlers.configure_persistence(settings)
+    assert isinstance(settings.persistence.diffbase_storage, handlers.NoDiffBase)
+    body = kopf.Body({"metadata": {"name": "e", "annotations": {}}, "spec": {"a": 1}})
+    storage = settings.persistence.diffbase_storage
+    assert storage.fetch(body=body) == storage.build(body=body) == {}
