@@ -83,7 +83,7 @@ def test_a_quota_that_frees_up_is_reported_while_it_lasts_and_then_cleared(envir
     assert all(not s.get("reason") for s in status["seeds"]), status["seeds"]
     assert {s["name"]: s["phase"] for s in status["seeds"]} == {"first": "Succeeded", "second": "Succeeded"}
     held_events = warning_events(core, environments.namespace, "queue", "QuotaExceeded")
-    assert len(held_events) == 1 and f"seed {waiting}:" in held_events[0].message
+    assert len(held_events) == 1 and f"seed {waiting}:" in held_events[0].message, [e.message for e in held_events]
 
 
 def test_a_preview_ends_normally_at_its_deadline(environments):
