@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Figure, apply_many, force_clean, log, parser, report, session, short_id
 from specs import kwok_suite
 from testenv.models import FINISHED_PHASES
+from testenv.plan import was_collected
 
 NAMESPACE = "bench-burst"
 WAITING = {"Pending", "Queued"}
@@ -109,10 +110,9 @@ def main() -> None:
             envs.wait_phases(first + second, FINISHED, max(1.0, deadline - time.monotonic()))
             finished_all = time.time()
             # Collected: the TTL ended the namespace and the status says so.
-            envs.watcher.wait(lambda objects: all(
-                str(((objects.get((NAMESPACE, n)) or {}).get("status") or {}).get("message", "")).startswith(
-                    "collected") for n in first + second), max(1.0, deadline - time.monotonic()),
-                "every environment collected")
+            envs.watcher.wait(lambda objects: all(was_collected((objects.get((NAMESPACE, n)) or {}).get("status") or {})
+                                                  for n in first + second),
+                              max(1.0, deadline - time.monotonic()), "every environment collected")
             collected_all = time.time()
             sample = operator.sample()
             for wave, names, t0 in (("wave 1", first, a_started), ("wave 2 (burst)", second, b_started)):

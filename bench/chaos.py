@@ -79,6 +79,7 @@ from soak_invariants import (
     secrets_leaked,
     wrong_endings,
 )
+from specs import DURATION, HANG, kwok_suite
 from testenv.models import Phase
 
 # What a request to an API server being restarted (or behind a cut proxy) raises.
@@ -86,16 +87,7 @@ DOWN = (ApiException, urllib3.exceptions.HTTPError)
 NAMESPACE = "chaos"
 PEERING = "testenv-chaos"
 MANAGED = "app.kubernetes.io/managed-by=testenv-operator"
-DURATION, EXIT, MESSAGE, HANG = (f"testenv.dev/simulate-{k}" for k in ("duration-ms", "exit-code",
-                                                                        "termination-message", "hang"))
 LIFECYCLE = {"ttlSecondsAfterFinished": 5, "retainOnFailureSeconds": 5, "activeDeadlineSeconds": 420}
-
-
-def _suite(name: str, ms: int, *, fail: bool = False, **more: Any) -> dict[str, Any]:
-    annotations = {DURATION: str(ms), MESSAGE: json.dumps({"passed": 0 if fail else 4, "failed": 1 if fail else 0})}
-    if fail:
-        annotations[EXIT] = "1"
-    return {"name": name, "image": "ghcr.io/acme/tests:1", "podAnnotations": annotations, **more}
 
 
 # name -> (spec, the end it implies). KWOK ends each pod as its annotations say.
@@ -108,17 +100,17 @@ SHAPES: dict[str, tuple[dict[str, Any], str]] = {
         "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}],
                       "dependsOn": ["db", "cache", "pay"]}],
         "seed": [{"name": "fixtures", "image": "ghcr.io/acme/fixtures:1", "podAnnotations": {DURATION: "2000"}}],
-        "tests": [_suite("unit", 3000, shards=3), _suite("e2e", 2000, needs=["unit"])],
+        "tests": [kwok_suite("unit", 3000, shards=3), kwok_suite("e2e", 2000, needs=["unit"])],
     }, "Succeeded"),
     "fail": ({
         "lifecycle": LIFECYCLE,
         "datastores": [{"name": "cache", "engine": "redis"}],
-        "tests": [_suite("flaky", 1500, fail=True, retries=1)],
+        "tests": [kwok_suite("flaky", 1500, fail=True, retries=1)],
     }, "Failed"),
     "failfast": ({
         "lifecycle": LIFECYCLE,
         "datastores": [{"name": "cache", "engine": "redis"}],
-        "tests": [_suite("smoke", 1500, fail=True, failFast=True), _suite("e2e", 1000, needs=["smoke"])],
+        "tests": [kwok_suite("smoke", 1500, fail=True, failFast=True), kwok_suite("e2e", 1000, needs=["smoke"])],
     }, "Failed"),
     "preview": ({
         "lifecycle": {**LIFECYCLE, "activeDeadlineSeconds": 45},
@@ -134,13 +126,13 @@ SHAPES: dict[str, tuple[dict[str, Any], str]] = {
         "lifecycle": LIFECYCLE,
         "services": [{"name": "inventory", "image": "ghcr.io/acme/inventory:2",
                       "copyFrom": {"namespace": COPY_SOURCE_NAMESPACE, "deployment": "inventory-service"}}],
-        "tests": [_suite("contract", 1500)],
+        "tests": [kwok_suite("contract", 1500)],
     }, "Succeeded"),
     "deleted": ({
         "lifecycle": LIFECYCLE,
         "datastores": [{"name": "db", "engine": "postgres"}],
         "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}], "dependsOn": ["db"]}],
-        "tests": [_suite("slow", 30000)],
+        "tests": [kwok_suite("slow", 30000)],
     }, GONE),
 }
 

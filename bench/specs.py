@@ -4,6 +4,7 @@ objects rendered by the operator's own planner and builders."""
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,20 @@ SMALL: dict[str, Any] = {
     "services": [{"name": "app", "image": "ghcr.io/acme/app:1", "ports": [{"port": 80, "targetPort": 8080}],
                   "dependsOn": ["cache", "payments"]}],
 }
+
+
+# How KWOK ends a pod of the bench test bed (hack/testbed's stages): after
+# DURATION ms, with EXIT's code and MESSAGE as its termination message; HANG never.
+DURATION, EXIT, MESSAGE, HANG = (f"testenv.dev/simulate-{k}" for k in ("duration-ms", "exit-code",
+                                                                        "termination-message", "hang"))
+
+
+def kwok_suite(name: str, ms: int, *, fail: bool = False, **more: Any) -> dict[str, Any]:
+    """A test suite whose pods KWOK ends after `ms` with 4 passed (or 1 failed)."""
+    annotations = {DURATION: str(ms), MESSAGE: json.dumps({"passed": 0 if fail else 4, "failed": 1 if fail else 0})}
+    if fail:
+        annotations[EXIT] = "1"
+    return {"name": name, "image": "ghcr.io/acme/tests:1", "podAnnotations": annotations, **more}
 
 
 def order_flow(ttl_seconds: int = 1) -> dict[str, Any]:

@@ -12,16 +12,22 @@ BENCH_* environment variable:
   BENCH_TRACEMALLOC=DIR     trace Python allocations from start-up (BENCH_TRACEMALLOC_DEPTH
                             frames, 4 by default: each one costs); each SIGUSR1
                             writes DIR/heap-<n>.txt: the traced total, the
-                            allocator's RSS once trimmed, and the top sites
+                            allocator's RSS once trimmed, and the top sites;
+                            and DIR/heap-<n>.snapshot (tracemalloc.Snapshot.load)
+  BENCH_SIZES=DIR           each SIGUSR2 writes DIR/sizes-<n>.txt: the bytes held by
+                            kopf's indexes, its per-object memories and daemon bodies,
+                            and by ours (reconcile.Memory, Kube's cache of applied objects)
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 import os
 import signal
+import sys
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,12 +59,13 @@ async def apply_tweaks(**_: Any) -> None:
 def _heap_report(directory: Path) -> None:
     """Where the Python heap is, and what RSS is once glibc gives back its free pages."""
     snapshot = tracemalloc.take_snapshot()
+    n = len(list(directory.glob("heap-*.txt")))
+    snapshot.dump(str(directory / f"heap-{n}.snapshot"))  # for Snapshot.compare_to between two moments
     stats = snapshot.statistics("traceback")
     traced = sum(s.size for s in stats)
     before = _rss_kib()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     after = _rss_kib()
-    n = len(list(directory.glob("heap-*.txt")))
     lines = [f"traced {traced / 2**20:.1f} MiB in {sum(s.count for s in stats)} blocks; "
              f"RSS {before / 1024:.1f} MiB, {after / 1024:.1f} MiB after malloc_trim"]
     for stat in stats[:25]:
@@ -80,3 +87,68 @@ async def trace_allocations(**_: Any) -> None:
         tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_DEPTH", "4")))
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _heap_report, Path(directory))
         log.warning("bench tweak: tracing allocations; SIGUSR1 writes %s/heap-<n>.txt", directory)
+
+
+_LEAVES = (str, bytes, int, float, bool, type(None))
+
+
+def _deep_size(obj: Any, seen: set[int]) -> int:
+    """Bytes held by `obj` and what it alone reaches through containers and
+    the plain objects of kopf and testenv (not modules, classes, tasks)."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, _LEAVES):
+        return size
+    if isinstance(obj, dict):
+        return size + sum(_deep_size(k, seen) + _deep_size(v, seen) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return size + sum(_deep_size(v, seen) for v in obj)
+    module = type(obj).__module__ or ""
+    if not module.startswith(("kopf", "testenv")) or isinstance(obj, type):
+        return size
+    if hasattr(obj, "__dict__"):
+        size += _deep_size(vars(obj), seen)
+    for slot in getattr(type(obj), "__slots__", ()):
+        if hasattr(obj, slot):
+            size += _deep_size(getattr(obj, slot), seen)
+    return size
+
+
+def _sizes_report(directory: Path) -> None:
+    """What the operator holds per structure: kopf's indexes, its per-object
+    memories and daemon bodies, and ours (reconcile.Memory, Kube's cache)."""
+    from kopf._core.engines.indexing import Index
+    from kopf._core.reactor.inventory import ResourceMemory
+    from testenv.kube import Kube
+    from testenv.reconcile import Memory
+
+    found: dict[str, list[Any]] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, Index):
+            values = [v for _, store in obj.items() for v in store]
+            found.setdefault(f"kopf index of {type(values[0]).__name__ if values else '?'}", []).append(obj)
+        elif isinstance(obj, ResourceMemory):
+            found.setdefault("kopf ResourceMemory (per watched object)", []).append(obj)
+            body = obj.daemons_memory.live_fresh_body
+            if body is not None:
+                found.setdefault("kopf daemon live bodies (TestEnvironments)", []).append(body)
+        elif isinstance(obj, Memory):
+            found.setdefault("testenv reconcile.Memory", []).append(obj)
+        elif isinstance(obj, Kube):
+            found.setdefault("testenv Kube._applied", []).append(obj._applied)
+    n = len(list(directory.glob("sizes-*.txt")))
+    lines = []
+    for what, objs in sorted(found.items()):
+        seen: set[int] = set()
+        total = sum(_deep_size(o, seen) for o in objs)
+        lines.append(f"{total / 1024:10.1f} KiB  {len(objs):6d} x  {what}")
+    (directory / f"sizes-{n}.txt").write_text("\n".join(lines) + "\n")
+
+
+@kopf.on.startup()
+async def report_sizes(**_: Any) -> None:
+    if directory := os.environ.get("BENCH_SIZES"):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _sizes_report, Path(directory))
+        log.warning("bench tweak: SIGUSR2 writes %s/sizes-<n>.txt", directory)
