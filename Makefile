@@ -38,7 +38,8 @@ bench: setup testbed  ## benchmarks, not tests (about 60 min; figures in bench/R
 	$(PYTHON) bench/overhead.py --repeats 7 --warmup 1
 	$(PYTHON) bench/full_run.py --repeats 5
 	$(PYTHON) bench/idle.py --envs 200 --window 320
-	$(PYTHON) bench/scale.py --sizes 200 --repeats 3 --raw --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
+	$(PYTHON) bench/scale.py --sizes 200,500,1000 --repeats 1 --raw --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
 	$(PYTHON) bench/scale.py --sizes 50,100,200 --repeats 1 --raw
+	$(PYTHON) bench/burst.py --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
 	$(PYTHON) bench/fuzz_manifests.py --seed 20261130 --count 1000 --apply 200
 	$(PYTHON) bench/chaos.py --seed 20261129 --kills 100 --acting-kills 5 --restarts 5 --envs 30

@@ -26,12 +26,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Figure, apply_many, force_clean, log, parser, report, session, short_id
+from queue_order import WAITING, inversions, started_at
 from specs import kwok_suite
 from testenv.models import FINISHED_PHASES
 from testenv.plan import was_collected
 
 NAMESPACE = "bench-burst"
-WAITING = {"Pending", "Queued"}
 FINISHED = {str(p) for p in FINISHED_PHASES}
 
 
@@ -41,25 +41,6 @@ def spec(suite_ms: int) -> dict[str, Any]:
         "datastores": [{"name": "cache", "engine": "redis"}],
         "tests": [kwok_suite("smoke", suite_ms)],
     }
-
-
-def started_at(times: dict[str, float]) -> float | None:
-    """When the environment left the queue: its first phase past waiting."""
-    past = [t for phase, t in times.items() if phase not in WAITING]
-    return min(past) if past else None
-
-
-def inversions(order: list[str], starts: dict[str, float], slack: float) -> tuple[int, float]:
-    """(environments that started more than `slack` s before one ahead of them in
-    `order`, the largest such lead in seconds)."""
-    count, worst = 0, 0.0
-    latest_ahead = float("-inf")  # the latest start among those ahead in the queue
-    for name in order:
-        if starts[name] < latest_ahead - slack:
-            count += 1
-            worst = max(worst, latest_ahead - starts[name])
-        latest_ahead = max(latest_ahead, starts[name])
-    return count, worst
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -130,8 +131,8 @@ def main() -> None:
                         started, applied = apply_many(envs, names, SMALL)
                         envs.wait_phases(names, {"Ready"}, args.timeout)
                         if spy is not None:
-                            spy.terminate()  # py-spy writes its file on SIGTERM... and on SIGINT
-                            spy.wait(60)
+                            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT (not on SIGTERM)
+                            spy.wait(120)
                         times = [envs.phase_times[name]["Ready"] - started for name in names]
                         after = operator.sample()
                         cp_after = sess.bed.control_plane_cpu()

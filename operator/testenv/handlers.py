@@ -142,24 +142,27 @@ async def wake_everyone(**_: Any) -> None:
 
 # --- what the environments own, indexed by namespace --------------------------
 
+# The indexing functions are async, though they do no I/O: kopf runs a sync
+# handler in a worker thread, a hop for every watch event of every kind.
+
 
 @kopf.index(*DEPLOYMENTS, labels=OURS)
-def workloads_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def workloads_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): workload(body)}
 
 
 @kopf.index(*JOBS, labels=OURS)
-def jobs_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def jobs_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): job(body)}
 
 
 @kopf.index(*NAMESPACES, labels=OURS)
-def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def environment_namespaces(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {name: environment_namespace(body)}
 
 
 @kopf.index(*PODS, labels=OURS)
-def pods_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def pods_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {_namespaced(namespace): slim_pod(body)}
 
 
@@ -170,7 +173,7 @@ def _in_environment_namespace(namespace: str | None, **_: Any) -> bool:
 # Events carry no labels of ours: they are told apart by namespace, and only
 # the Warnings that say why pods do not come up are kept.
 @kopf.index(*EVENTS, when=_in_environment_namespace)
-def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
+async def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any] | None:
     slim = slim_event(body)
     return None if slim is None else {_namespaced(namespace): slim}
 
@@ -194,7 +197,7 @@ async def wake_on_warning(namespace: str | None, body: kopf.Body, **kwargs: Any)
 
 
 @kopf.index(*TE)
-def environments_by_uid(uid: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+async def environments_by_uid(uid: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {uid: summary_of(body)}
 
 
