@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter as CounterOf
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -28,7 +29,12 @@ COLLECTED = Counter("testenv_collected_namespaces_total", "Environment namespace
 RECONCILE_ERRORS = Counter("testenv_reconcile_errors_total", "Reconciliations that raised an error")
 
 _phases: dict[str, str] = {}
+# Environments per phase, kept as _phases changes: counting _phases on every
+# status would cost each pass time in proportion to all environments.
+_counts: CounterOf[str] = CounterOf()
 _lock = threading.Lock()
+for _phase in Phase:  # every phase has its series from the start, 0 until seen
+    ENVIRONMENTS.labels(str(_phase)).set(0)
 
 
 def _seconds(start: str | None, end: str | None) -> float | None:
@@ -41,8 +47,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 def observe_status(uid: str, before: TestEnvironmentStatus, after: TestEnvironmentStatus) -> None:
     """Count what changed between two statuses of one environment."""
     with _lock:
-        _phases[uid] = str(after.phase)
-        _refresh()
+        _set_phase(uid, str(after.phase))
     same_run = before.run == after.run
     if after.ready_at and not (same_run and before.ready_at):
         if (took := _seconds(after.started_at, after.ready_at)) is not None:
@@ -68,13 +73,19 @@ def observe_status(uid: str, before: TestEnvironmentStatus, after: TestEnvironme
 
 def forget(uid: str) -> None:
     with _lock:
-        _phases.pop(uid, None)
-        _refresh()
+        _set_phase(uid, None)
 
 
-def _refresh() -> None:
-    for phase in Phase:
-        ENVIRONMENTS.labels(str(phase)).set(sum(1 for p in _phases.values() if p == phase))
+def _set_phase(uid: str, phase: str | None) -> None:
+    old = _phases.pop(uid, None)
+    if phase is not None:
+        _phases[uid] = phase
+    if old == phase:
+        return
+    for changed, delta in ((old, -1), (phase, 1)):
+        if changed is not None:
+            _counts[changed] += delta
+            ENVIRONMENTS.labels(changed).set(_counts[changed])
 
 
 def collected(reason: str) -> None:
