@@ -29,7 +29,7 @@ from .plan import was_collected
 from .reconcile import Memory, reconcile
 from .results import Owner
 from .resultstore import ResultsStore, StoreError, bodies_for
-from .settings import get_settings
+from .settings import Settings, get_settings
 from .sweep import OrphanSweep
 from .wakeups import Wakeups
 
@@ -210,6 +210,18 @@ def _index_values(index: kopf.Index[str, Any]) -> list[Any]:
     return [value for _, store in index.items() for value in store]
 
 
+def _queue(kwargs: Mapping[str, Any], status: Mapping[str, Any], settings: Settings) -> list[EnvSummary]:
+    """Every environment as the index has it, read here in the event loop (the
+    reconcile thread must not iterate kopf's index) and only when the queue
+    decides something: limits are set and this environment is still waiting.
+    Otherwise a pass of each of N environments would cost time in N."""
+    if not (settings.max_active_environments or settings.max_active_per_namespace):
+        return []
+    if (status.get("phase") or "") not in WAITING:
+        return []
+    return _index_values(_index(kwargs, environments_by_uid))
+
+
 def _wake_waiting(environments: kopf.Index[str, Any]) -> None:
     """A slot may have freed: let queued environments look again."""
     for store in environments.values():
@@ -301,7 +313,7 @@ async def run_environment(
             observed = _observed(target, kwargs)
             snapshot = {"metadata": dict(meta), "spec": dict(body.spec), "status": dict(body.status)}
             snapshot["metadata"]["uid"] = uid
-            indexed = _index_values(_index(kwargs, environments_by_uid))
+            indexed = _queue(kwargs, memory.last_status(snapshot["status"]), settings)
             admission = partial(admit_confirmed, summary_of(snapshot), indexed, _listed_environments,
                                 settings.max_active_environments, settings.max_active_per_namespace)
             try:
