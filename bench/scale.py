@@ -69,6 +69,12 @@ def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_profile(spy: subprocess.Popen | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT (not on SIGTERM)
+        spy.wait(120)
+
+
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0], repeats=1)
     p.add_argument("--sizes", default="200,500,1000", help="comma-separated environment counts")
@@ -81,7 +87,8 @@ def main() -> None:
                    help="also apply the same N environments raw (rendered objects, server-side apply in dependency "
                         "order, 8 client threads): the control plane's own floor for N on this machine")
     p.add_argument("--profile", metavar="DIR",
-                   help="py-spy the operator from apply to all Ready at the largest N (speedscope JSON in DIR)")
+                   help="py-spy the operator from apply to all Ready, and while it collects, at the largest N "
+                        "(speedscope JSON in DIR)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     figures: dict[int, dict[str, Figure]] = {
@@ -98,9 +105,12 @@ def main() -> None:
             "idle": Figure(f"N={n}: idle requests/s with all Ready", "req/s", []),
             "cleanup": Figure(f"N={n}: delete all -> namespaces gone", "s", []),
             "cleanup_rate": Figure(f"N={n}: operator req/s while collecting", "req/s", []),
+            "cleanup_cpu": Figure(f"N={n}: operator CPU while collecting", "s", []),
+            "cleanup_cp_cpu": Figure(f"N={n}: control plane CPU while the operator collects", "s", []),
             "raw": Figure(f"N={n}: raw baseline, apply -> all ready", "s", []),
             "raw_cp_cpu": Figure(f"N={n}: raw baseline, control plane CPU", "s", []),
             "raw_writes": Figure(f"N={n}: raw baseline, writes per environment", "req", []),
+            "raw_cleanup_cp_cpu": Figure(f"N={n}: control plane CPU while the raw namespaces go", "s", []),
             "raw_cleanup": Figure(f"N={n}: raw baseline, delete namespaces -> gone (namespace controller)", "s",
                                   []),
         }
@@ -110,6 +120,7 @@ def main() -> None:
     timed_out: list[int] = []
     kinds: dict[int, list[tuple[str, int]]] = {}
     idle_kinds: dict[int, list[tuple[str, int]]] = {}
+    collect_kinds: dict[int, list[tuple[str, int]]] = {}
     settings = Settings()
     with session(args) as sess:
         envs = sess.environments(NAMESPACE)
@@ -130,9 +141,8 @@ def main() -> None:
                         names = [f"s{n}-{repeat}-{i}-{short_id()}" for i in range(n)]
                         started, applied = apply_many(envs, names, SMALL)
                         envs.wait_phases(names, {"Ready"}, args.timeout)
-                        if spy is not None:
-                            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT (not on SIGTERM)
-                            spy.wait(120)
+                        stop_profile(spy)
+                        spy = None
                         times = [envs.phase_times[name]["Ready"] - started for name in names]
                         after = operator.sample()
                         cp_after = sess.bed.control_plane_cpu()
@@ -165,15 +175,25 @@ def main() -> None:
                         errors += operator.logs().count("reconcile failed")
                         # Collection through the operator: delete every resource, wait for the namespaces.
                         mark, cleanup_started = sess.audit.mark(), time.time()
+                        cpu0, cp0 = operator.sample().cpu_seconds, sess.bed.control_plane_cpu()
+                        if args.profile and n == max(sizes) and repeat == 0:
+                            spy = profile(operator.pid, args.cleanup_timeout,
+                                          Path(args.profile) / f"scale-{n}-collection.speedscope.json")
                         try:
                             f["cleanup"].values.append(envs.delete_all(timeout=args.cleanup_timeout))
                         except TimeoutError:
                             f["cleanup"].values.append(args.cleanup_timeout)
                             timed_out.append(n)
                             log(f"N={n}: collection not done after {args.cleanup_timeout:.0f}s")
+                        stop_profile(spy)
                         took = time.time() - cleanup_started
+                        f["cleanup_cpu"].values.append(operator.sample().cpu_seconds - cpu0)
+                        if cp0 is not None:
+                            f["cleanup_cp_cpu"].values.append(sess.bed.control_plane_cpu() - cp0)
                         if sess.audit.available:
-                            f["cleanup_rate"].values.append(len(sess.audit.requests(mark, settle=0.5)) / took)
+                            collecting = sess.audit.requests(mark, settle=0.5)
+                            f["cleanup_rate"].values.append(len(collecting) / took)
+                            collect_kinds[n] = breakdown(collecting, top=20)
                         log(f"N={n} repeat {repeat}: collected in {took:.0f}s")
                     finally:
                         operator.stop()
@@ -182,9 +202,11 @@ def main() -> None:
                         cp_before = sess.bed.control_plane_cpu()
                         result = run_raw(sess, SMALL, n, settings, {}, args.timeout, cleanup=False)
                         cp_after = sess.bed.control_plane_cpu()
-                        cleanup_started = time.monotonic()
+                        cleanup_started, cp0 = time.monotonic(), sess.bed.control_plane_cpu()
                         delete_namespaces(sess.core, result.namespaces, timeout=args.cleanup_timeout)
                         f["raw_cleanup"].values.append(time.monotonic() - cleanup_started)
+                        if cp0 is not None:
+                            f["raw_cleanup_cp_cpu"].values.append(sess.bed.control_plane_cpu() - cp0)
                         f["raw"].values.append(max(result.durations()))
                         f["raw_writes"].values.append(result.writes / n)
                         if cp_before is not None:
@@ -195,11 +217,12 @@ def main() -> None:
             envs.stop()
     flat = [fig for n in sizes for fig in figures[n].values() if fig.values]
     report("scale: N environments x 3 components, applied at once", flat, notes(sizes, figures, args, timed_out,
-                                                                                 errors, kinds, idle_kinds), args)
+                                                                                 errors, kinds, idle_kinds, collect_kinds), args)
 
 
 def notes(sizes: list[int], figures: dict[int, dict[str, Figure]], args, timed_out: list[int], errors: int,
-          kinds: dict[int, list[tuple[str, int]]], idle_kinds: dict[int, list[tuple[str, int]]]) -> list[str]:
+          kinds: dict[int, list[tuple[str, int]]], idle_kinds: dict[int, list[tuple[str, int]]],
+          collect_kinds: dict[int, list[tuple[str, int]]]) -> list[str]:
     out = []
 
     def med(n: int, key: str) -> float:
@@ -232,6 +255,8 @@ def notes(sizes: list[int], figures: dict[int, dict[str, Figure]], args, timed_o
         out.append(f"N={n} requests to all Ready by verb/resource: " + ", ".join(f"{w}: {c}" for w, c in rows))
     for n, rows in idle_kinds.items():
         out.append(f"N={n} idle requests by verb/resource: " + (", ".join(f"{w}: {c}" for w, c in rows) or "none"))
+    for n, rows in collect_kinds.items():
+        out.append(f"N={n} requests while collecting by verb/resource: " + ", ".join(f"{w}: {c}" for w, c in rows))
     if timed_out:
         out.append(f"collection did NOT finish within {args.cleanup_timeout:.0f}s for N in {timed_out} "
                    "(the figure is then the timeout)")
