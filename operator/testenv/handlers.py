@@ -215,9 +215,7 @@ def _queue(kwargs: Mapping[str, Any], status: Mapping[str, Any], settings: Setti
     reconcile thread must not iterate kopf's index) and only when the queue
     decides something: limits are set and this environment is still waiting.
     Otherwise a pass of each of N environments would cost time in N."""
-    if not (settings.max_active_environments or settings.max_active_per_namespace):
-        return []
-    if (status.get("phase") or "") not in WAITING:
+    if not settings.queues() or (status.get("phase") or "") not in WAITING:
         return []
     return _index_values(_index(kwargs, environments_by_uid))
 
@@ -235,7 +233,7 @@ async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
     SWEEP.indexes_filled()
     WAKEUPS.wake(uid)
     settings = get_settings()
-    if settings.max_active_environments or settings.max_active_per_namespace:
+    if settings.queues():
         # Any change of another environment can change a queued one's place.
         _wake_waiting(_index(kwargs, environments_by_uid))
 

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     field_manager: str = "testenv-operator"
 
 
+    def queues(self) -> bool:
+        """Whether a concurrency limit is set, so that environments may wait in Queued."""
+        return bool(self.max_active_environments or self.max_active_per_namespace)
+
     def pod_placement(self) -> PodPlacement:
         return PodPlacement.of(self.pod_node_selector, self.pod_tolerations, self.image_pull_secrets)
 
