@@ -26,13 +26,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Figure, apply_many, force_clean, log, parser, report, session, short_id
-from queue_order import WAITING, inversions, started_at
+from queue_order import inversions, started_at
 from specs import kwok_suite
-from testenv.models import FINISHED_PHASES
+from testenv.admission import FINISHED, WAITING
 from testenv.plan import was_collected
 
 NAMESPACE = "bench-burst"
-FINISHED = {str(p) for p in FINISHED_PHASES}
 
 
 def spec(suite_ms: int) -> dict[str, Any]:
@@ -68,8 +67,8 @@ def main() -> None:
             nonlocal peak_active
             while not watching.wait(0.2):
                 with envs.watcher.cond:
-                    phases = [(o.get("status") or {}).get("phase") for o in envs.watcher.objects.values()]
-                active = sum(1 for ph in phases if ph and ph not in WAITING and ph not in FINISHED)
+                    phases = [(o.get("status") or {}).get("phase") or "" for o in envs.watcher.objects.values()]
+                active = sum(1 for ph in phases if ph not in WAITING and ph not in FINISHED)
                 peak_active = max(peak_active, active)
 
         counter = threading.Thread(target=count_active, daemon=True)
@@ -113,10 +112,11 @@ def main() -> None:
             everyone = first + second
             order = sorted(everyone, key=lambda n: (created[n], n))
             starts = {n: t for n in order if (t := started_at(envs.phase_times[n])) is not None}
-            count, worst = inversions([n for n in order if n in starts], starts, args.slack)
+            queued_order = [n for n in order if n in starts]
+            count, worst = inversions(queued_order, starts, args.slack)
             # Slots that free together are refilled together: the first k waiting are admitted at
             # once, and their starts spread over the seconds their passes take. A batch's slack:
-            batch, _ = inversions([n for n in order if n in starts], starts, args.batch_slack)
+            batch, _ = inversions(queued_order, starts, args.batch_slack)
             figures["burst"] = Figure("burst: the second wave applied in", "s", [b_applied - b_started])
             figures["all"] = Figure("both waves: first apply -> all collected", "s", [collected_all - a_started])
             figures["finished"] = Figure("both waves: first apply -> all finished", "s", [finished_all - a_started])

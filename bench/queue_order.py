@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-WAITING = frozenset({"Pending", "Queued"})
+from testenv.admission import WAITING  # the operator's own: the phases an environment waits in
 
 
 def started_at(times: Mapping[str, float]) -> float | None:

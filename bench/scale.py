@@ -135,9 +135,10 @@ def main() -> None:
                         before = operator.sample()
                         cp_before, mark = sess.bed.control_plane_cpu(), sess.audit.mark()
                         spy = None
-                        if args.profile and n == max(sizes) and repeat == 0:
-                            Path(args.profile).mkdir(parents=True, exist_ok=True)
-                            spy = profile(operator.pid, args.timeout, Path(args.profile) / f"scale-{n}.speedscope.json")
+                        profiles = Path(args.profile) if args.profile and n == max(sizes) and repeat == 0 else None
+                        if profiles is not None:
+                            profiles.mkdir(parents=True, exist_ok=True)
+                            spy = profile(operator.pid, args.timeout, profiles / f"scale-{n}.speedscope.json")
                         names = [f"s{n}-{repeat}-{i}-{short_id()}" for i in range(n)]
                         started, applied = apply_many(envs, names, SMALL)
                         envs.wait_phases(names, {"Ready"}, args.timeout)
@@ -176,9 +177,9 @@ def main() -> None:
                         # Collection through the operator: delete every resource, wait for the namespaces.
                         mark, cleanup_started = sess.audit.mark(), time.time()
                         cpu0, cp0 = operator.sample().cpu_seconds, sess.bed.control_plane_cpu()
-                        if args.profile and n == max(sizes) and repeat == 0:
+                        if profiles is not None:
                             spy = profile(operator.pid, args.cleanup_timeout,
-                                          Path(args.profile) / f"scale-{n}-collection.speedscope.json")
+                                          profiles / f"scale-{n}-collection.speedscope.json")
                         try:
                             f["cleanup"].values.append(envs.delete_all(timeout=args.cleanup_timeout))
                         except TimeoutError:
@@ -202,7 +203,7 @@ def main() -> None:
                         cp_before = sess.bed.control_plane_cpu()
                         result = run_raw(sess, SMALL, n, settings, {}, args.timeout, cleanup=False)
                         cp_after = sess.bed.control_plane_cpu()
-                        cleanup_started, cp0 = time.monotonic(), sess.bed.control_plane_cpu()
+                        cleanup_started, cp0 = time.monotonic(), cp_after
                         delete_namespaces(sess.core, result.namespaces, timeout=args.cleanup_timeout)
                         f["raw_cleanup"].values.append(time.monotonic() - cleanup_started)
                         if cp0 is not None:
