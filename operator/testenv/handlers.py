@@ -31,7 +31,7 @@ from .results import Owner
 from .resultstore import ResultsStore, StoreError, bodies_for
 from .settings import Settings, get_settings
 from .sweep import OrphanSweep
-from .wakeups import Wakeups
+from .wakeups import Wakeups, until_gone
 
 log = logging.getLogger(__name__)
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
@@ -327,9 +327,9 @@ async def run_environment(
             await _until_woken(wake, stopped, delay)
 
 
-# How long one run of the delete handler waits for the namespace to go before
-# handing back to kopf, which calls it again (and it looks afresh).
-COLLECT_WAIT_SECONDS = 60
+# How long the delete handler waits on the namespace watch before asking the
+# API whether the namespace is still there.
+COLLECT_RECHECK_SECONDS = 60
 
 
 @kopf.on.delete(*TE)
@@ -353,21 +353,9 @@ async def collect_on_delete(
         await asyncio.to_thread(kube.patch_status, namespace=namespace, name=name,
                                 status={"phase": "Terminating", "message": message})
         kopf.event(body, type="Normal", reason="Terminating", message=message)
-    deadline = asyncio.get_running_loop().time() + COLLECT_WAIT_SECONDS
     with WAKEUPS.listen(uid) as wake:
-        while target in namespaces:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                # A watch that reconnected after the namespace went may never
-                # report its deletion: ask the API before waiting longer.
-                if not await asyncio.to_thread(kube.delete_namespace, target):
-                    break
-                raise kopf.TemporaryError(f"namespace {target} is still being deleted", delay=1)
-            wake.clear()
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=left)
-            except TimeoutError:
-                pass
+        await until_gone(wake, present=lambda: target in namespaces, recheck=COLLECT_RECHECK_SECONDS,
+                         still_there=partial(asyncio.to_thread, kube.namespace_exists, target))
     # ConfigMaps go with the resource they are owned by; objects in a bucket are ours to delete.
     try:
         await asyncio.to_thread(_store().forget_bucket, Owner(namespace=namespace, name=name, uid=uid))

@@ -163,6 +163,11 @@ class Kube:
             self.forget_namespace(name)
         return True
 
+    def namespace_exists(self, name: str) -> bool:
+        # A list by name needs only the list verb the chart grants already, not get.
+        found = self.core.list_namespace(field_selector=f"metadata.name={name}", limit=1)
+        return bool(found.items)
+
     def forget_namespace(self, name: str) -> None:
         with self._lock:
             for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:

@@ -4,7 +4,7 @@ delete handler) that something it owns changed. Used on the event loop only."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -37,3 +37,22 @@ class Wakeups:
 
     def listening(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())
+
+
+async def until_gone(
+    wake: asyncio.Event, *, present: Callable[[], bool], still_there: Callable[[], Awaitable[bool]], recheck: float,
+) -> None:
+    """Wait, woken by `wake`, until `present()` (an index) says the object is
+    gone. Every `recheck` seconds without news, `still_there()` asks the API:
+    a watch that reconnected after the object went may never report it.
+    Waiting here, rather than handing back to kopf to be called again, costs
+    no request while the object goes, however long that takes."""
+    while True:
+        wake.clear()
+        if not present():
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=recheck)
+        except TimeoutError:
+            if present() and not await still_there():
+                return
