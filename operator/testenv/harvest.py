@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from .build.common import LABEL_RUN
 from .collect import COLLECTOR_CONTAINER, MAX_TOTAL_BYTES, CollectError, human_size, unframe, unpack
 from .kube import Kube
 from .observe import JobObservation
@@ -112,8 +113,10 @@ def harvest_job(
     return kept
 
 
-def _failed_containers(pod: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]]:
-    """(container, why, its previous instance) for each container of the pod that failed."""
+def _failed_containers(pod: Mapping[str, Any], stopped: str | None = None) -> Iterable[tuple[str, str, bool]]:
+    """(container, why, its previous instance) for each container of the pod
+    that failed, and, when the run was `stopped` (why) under it, each one
+    still running: its Job is deleted next, and its log with it."""
     status = pod.get("status") or {}
     timed_out = status.get("reason") == "DeadlineExceeded"
     for entry in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
@@ -128,18 +131,23 @@ def _failed_containers(pod: Mapping[str, Any]) -> Iterable[tuple[str, str, bool]
             yield name, f"restarted {entry['restartCount']} times, last {before.get('reason') or 'Error'}", True
         elif timed_out:
             yield name, "DeadlineExceeded", False
+        elif stopped and "running" in (entry.get("state") or {}):
+            yield name, stopped, False
 
 
 def harvest_logs(
     kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
-    pods: Iterable[Mapping[str, Any]], namespace: str,
+    pods: Iterable[Mapping[str, Any]], namespace: str, *, stopped: str | None = None,
 ) -> int:
-    """Keep the last LOG_TAIL_BYTES of every failed container's log, within
-    the run's cap; how many were kept."""
+    """Keep the last LOG_TAIL_BYTES of every failed container's log, and,
+    when the run was `stopped` (why), of each seed or suite container of
+    this run still running, within the run's cap; how many were kept."""
     count = 0
     for pod in pods:
-        name = (pod.get("metadata") or {}).get("name", "")
-        for container, why, previous in _failed_containers(pod):
+        meta = pod.get("metadata") or {}
+        name = meta.get("name", "")
+        of_this_run = (meta.get("labels") or {}).get(LABEL_RUN) == str(run)
+        for container, why, previous in _failed_containers(pod, stopped if of_this_run else None):
             try:
                 data = kube.read_log(namespace=namespace, pod=name, container=container, tail_lines=LOG_LINES,
                                      previous=previous)
@@ -161,11 +169,12 @@ def harvest_logs(
 
 def keep_run_end(
     kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
-    pods: Iterable[Mapping[str, Any]], namespace: str,
+    pods: Iterable[Mapping[str, Any]], namespace: str, *, stopped: str | None = None,
 ) -> int:
-    """The run just ended: keep what failed said before its namespace goes,
-    and drop the runs beyond the ones kept. How many log tails were kept."""
-    count = harvest_logs(kube, store, budget, owner, run, pods, namespace)
+    """The run just ended (`stopped`, why, if it was cut short): keep what
+    failed said before its namespace goes, and drop the runs beyond the ones
+    kept. How many log tails were kept."""
+    count = harvest_logs(kube, store, budget, owner, run, pods, namespace, stopped=stopped)
     try:
         store.prune(owner, run)
     except StoreError as exc:

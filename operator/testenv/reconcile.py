@@ -292,8 +292,13 @@ def _keep_results_at_run_end(this: _Pass, result: Plan) -> Plan:
     ended = result.status.phase in FINISHED_PHASES and (previous.run != run or previous.phase not in FINISHED_PHASES)
     if this.store is None or not ended or run in memory.logs_kept:
         return result
+    status = result.status
+    # A run cut short deletes its running Jobs next: what they said so far goes first.
+    stopped = f"still running when the run ended {status.phase}: {status.message}" if status.phase in (
+        Phase.TIMED_OUT, Phase.ERROR) else None
     memory.logs_kept[run] = keep_run_end(
-        this.kube, this.store, this.budget(), this.owner, run, this.observed.pods, this.env.target_namespace)
+        this.kube, this.store, this.budget(), this.owner, run, this.observed.pods, this.env.target_namespace,
+        stopped=stopped)
     if not memory.logs_kept[run]:
         return result
     this.observed = replace(this.observed, logs_kept=memory.logs_kept[run])

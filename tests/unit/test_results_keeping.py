@@ -190,6 +190,15 @@ def test_the_collector_and_init_containers_are_looked_at_and_the_collector_never
     assert list(_failed_containers(failed)) == [("migrate", "Error", False)]
 
 
+def test_when_the_run_is_stopped_its_still_running_containers_count_too() -> None:
+    """A run cut short (its deadline, a final error) deletes its running Jobs:
+    what their containers said so far is all there will ever be."""
+    stopped = pod("p", phase="Running", containerStatuses=[running("tests"), terminated("fine", 0)],
+                  initContainerStatuses=[running(COLLECTOR_CONTAINER)])
+    assert list(_failed_containers(stopped)) == []
+    assert list(_failed_containers(stopped, "the run timed out")) == [("tests", "the run timed out", False)]
+
+
 # --- a Job's attempts ------------------------------------------------------------------
 
 
@@ -291,6 +300,22 @@ def test_a_log_that_cannot_be_read_or_is_over_the_cap_is_not_kept(kube, store, b
     assert bodies.bodies == {}
 
 
+def test_a_stopped_run_keeps_the_log_tails_of_its_own_running_seeds_and_suites_only(kube, store, bodies) -> None:
+    kube.logs[(TARGET, "e2e-r2-0-a", "tests", False)] = b"test_slow ... still going\n"
+    kube.logs[(TARGET, "e2e-r1-0-a", "tests", False)] = b"an older run's\n"
+    kube.logs[(TARGET, "api-7f9c", "api", False)] = b"serving\n"
+    this_run = {**pod("e2e-r2-0-a", phase="Running", containerStatuses=[running("tests")]),
+                "metadata": {"name": "e2e-r2-0-a", "labels": {"testenv.dev/run": "2"}}}
+    older_run = {**pod("e2e-r1-0-a", phase="Running", containerStatuses=[running("tests")]),
+                 "metadata": {"name": "e2e-r1-0-a", "labels": {"testenv.dev/run": "1"}}}
+    service = {**pod("api-7f9c", phase="Running", containerStatuses=[running("api")]),
+               "metadata": {"name": "api-7f9c", "labels": {"testenv.dev/kind": "service"}}}
+    pods = [this_run, older_run, service]
+    assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 2, pods, TARGET, stopped="stopped") == 1  # type: ignore[arg-type]
+    assert bodies.bodies == {log_key(OWNER, 2, "e2e-r2-0-a", "tests"): b"test_slow ... still going\n"}
+    assert [(t.pod, t.container, t.reason) for t in index_of(kube, run=2).logs] == [("e2e-r2-0-a", "tests", "stopped")]
+
+
 # --- older runs ------------------------------------------------------------------------
 
 
@@ -387,3 +412,29 @@ def test_a_failed_suites_counts_come_from_its_kept_report_and_its_log_tail_is_ke
     assert [a.pod for a in index_of(kube).attempts] == ["e2e-r1-0-a"]
     assert kube.deletes == [("ci", "testenv.dev/environment-uid=uid-1,testenv.dev/results=index,"
                                    "testenv.dev/run notin (1)")]  # the run's end prunes older runs
+
+
+def test_a_run_past_its_deadline_keeps_what_its_running_suite_said_before_the_job_goes(monkeypatch) -> None:
+    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *_, **__: None)
+    target = environment_namespace_name(namespace="ci", name="pr-1", uid="uid-1")
+    still_running = {**pod("e2e-r1-0-a", phase="Running", containerStatuses=[running("tests")]),
+                     "metadata": {"name": "e2e-r1-0-a", "labels": {"testenv.dev/run": "1"}}}
+    kube = EnvironmentKube([still_running])
+    kube.logs[(target, "e2e-r1-0-a", "tests", False)] = b"test_checkout ... waiting for the payment stub\n"
+    bodies = MemoryBodies()
+    store = ResultsStore(kube, bodies, keep_runs=2)  # type: ignore[arg-type]
+    body = {"metadata": {"name": "pr-1", "namespace": "ci", "uid": "uid-1", "generation": 1},
+            "spec": {"tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+                     "lifecycle": {"activeDeadlineSeconds": 60}},
+            "status": {"phase": "Testing", "run": 1, "observedGeneration": 1, "startedAt": "2026-01-01T12:00:00Z"}}
+    job = JobObservation(name="e2e-r1", component="e2e", kind="test", run=1, phase=JobPhase.RUNNING)
+    observed = Observed(namespace_phase="Active", jobs={"e2e-r1": job}, pods=(still_running,))
+    settings = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system")
+
+    reconcile(body, observed, kube, settings, Memory(), store=store)  # type: ignore[arg-type]
+
+    status = kube.patches[-1]
+    assert status["phase"] == "TimedOut" and status["results"]["logs"] == 1
+    assert bodies.bodies == {log_key(OWNER, 1, "e2e-r1-0-a", "tests"): b"test_checkout ... waiting for the payment stub\n"}
+    (tail,) = index_of(kube).logs
+    assert tail.reason.startswith("still running when the run ended TimedOut: the run did not finish within")
