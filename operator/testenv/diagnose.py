@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -64,6 +64,7 @@ class Diagnosis:
     message: str  # capped at MAX_MESSAGE, secrets redacted
     permanent: bool  # waiting longer will not help
     since: str | None  # when the cause began, as far as the pod or Event tells
+    _: KW_ONLY
     pod: str  # "" for a pod that could not be created
     container: str | None = None
     image: str | None = None
@@ -196,7 +197,7 @@ def rejected_apply(
                      permanent=now - since >= grace, since=since.strftime("%Y-%m-%dT%H:%M:%SZ"), pod="")
 
 
-def log_key(pod: str, container: str) -> str:
+def log_key(*, pod: str, container: str) -> str:
     """The key of a container's previous log in `previous_logs`."""
     return f"{pod}/{container}"
 
@@ -236,13 +237,14 @@ def _pod_diagnoses(pod: Mapping[str, Any], ctx: _Context) -> list[Diagnosis]:
              + ((pod.get("spec") or {}).get("containers") or [])}
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         spec = specs.get(container.get("name")) or {}
-        diagnosis = _container_diagnosis(pod, container, spec, kind, started, ctx)
+        diagnosis = _container_diagnosis(pod=pod, container=container, spec=spec, kind=kind, started=started, ctx=ctx)
         if diagnosis is not None:
             found.append(diagnosis)
     return found
 
 
 def _container_diagnosis(
+    *,
     pod: Mapping[str, Any],
     container: Mapping[str, Any],
     spec: Mapping[str, Any],
@@ -301,25 +303,25 @@ def _container_diagnosis(
         text = f'container "{name}" ran out of memory (OOMKilled, exit code {code}'
         text += f", memory limit {limit})" if limit else ")"
         text += f", restarted {restarts} times" if restarts else ""
-        return Diagnosis(Reason.OOM_KILLED, text + _log_tail(ctx, pod_name, name, ended),
+        return Diagnosis(Reason.OOM_KILLED, text + _log_tail(ctx, ended, pod=pod_name, container=name),
                          permanent=pod_failed or restarts >= CRASH_LOOP_RESTARTS,
                          since=started, exit_code=exit_code, **where)
     if restarting and not container.get("ready"):
         text = (f'container "{name}" keeps exiting: exit code {code} ({ended.get("reason") or "Error"}), '
                 f"restarted {restarts} times")
-        text += _probe_hint(ctx.events, pod_name, name, "Liveness", "Startup")
-        return Diagnosis(Reason.CRASH_LOOP_BACK_OFF, text + _log_tail(ctx, pod_name, name, ended),
+        text += _probe_hint(ctx.events, "Liveness", "Startup", pod=pod_name, container=name)
+        return Diagnosis(Reason.CRASH_LOOP_BACK_OFF, text + _log_tail(ctx, ended, pod=pod_name, container=name),
                          permanent=restarts >= CRASH_LOOP_RESTARTS, since=started, exit_code=exit_code, **where)
     # A failing test is the suite's result, not a reason: only seeds say how they ended.
     if pod_failed and terminated and exit_code not in (None, 0) and kind == "seed":
         text = f'container "{name}" failed: exit code {exit_code} ({terminated.get("reason") or "Error"})'
-        return Diagnosis(Reason.CONTAINER_FAILED, text + _log_tail(ctx, pod_name, name, terminated),
+        return Diagnosis(Reason.CONTAINER_FAILED, text + _log_tail(ctx, terminated, pod=pod_name, container=name),
                          permanent=False, since=terminated.get("finishedAt") or started, exit_code=exit_code,
                          **where)
     running = state.get("running") or {}
     if running and not container.get("ready"):
         since = running.get("startedAt") or started
-        probe = _probe_message(ctx.events, pod_name, name, "Readiness", after=since)
+        probe = _probe_message(ctx.events, "Readiness", pod=pod_name, container=name, after=since)
         if probe is None and (spec.get("readinessProbe") is None or not ctx.past_grace(since)):
             return None  # still starting up, and no probe has failed yet
         text = f'container "{name}" is running but not ready'
@@ -343,7 +345,7 @@ def _pull_error(message: str, image: str | None, pod: str, events: list[Mapping[
     image" in the waiting state; then the pod's last "Failed" Event has them."""
     detail = _RPC_PREFIX.sub("", _BACK_OFF.sub("", message)).strip()
     if not detail:
-        failed = [e for e in _pod_events(events, pod, None)
+        failed = [e for e in _pod_events(events, pod=pod, container=None)
                   if e.get("reason") == "Failed" and "pull" in _event_message(e).lower()]
         if failed:
             latest = max(failed, key=_event_last_seen)
@@ -367,9 +369,9 @@ def _config_error(message: str) -> str:
     return text or "its configuration is invalid"
 
 
-def _log_tail(ctx: _Context, pod: str, container: str, ended: Mapping[str, Any]) -> str:
+def _log_tail(ctx: _Context, ended: Mapping[str, Any], *, pod: str, container: str) -> str:
     """The previous container's last log lines, or its termination message."""
-    text = ctx.logs.get(log_key(pod, container))
+    text = ctx.logs.get(log_key(pod=pod, container=container))
     source = "last log lines"
     if text is None:
         text, source = ended.get("message"), "termination message"
@@ -434,7 +436,7 @@ def _event_first_time(event: Mapping[str, Any]) -> str | None:
             or (event.get("metadata") or {}).get("creationTimestamp"))
 
 
-def _pod_events(events: list[Mapping[str, Any]], pod: str, container: str | None) -> list[Mapping[str, Any]]:
+def _pod_events(events: list[Mapping[str, Any]], *, pod: str, container: str | None) -> list[Mapping[str, Any]]:
     found = []
     for event in events:
         obj = _involved(event)
@@ -448,13 +450,13 @@ def _pod_events(events: list[Mapping[str, Any]], pod: str, container: str | None
 
 
 def _probe_message(
-    events: list[Mapping[str, Any]], pod: str, container: str, *probes: str, after: str | None = None
+    events: list[Mapping[str, Any]], *probes: str, pod: str, container: str, after: str | None = None
 ) -> str | None:
     """The latest failure of one of `probes`, seen since `after` (an earlier
     container's failures say nothing about this one)."""
     since = _parse_time(after) or _EPOCH
     prefixes = tuple(f"{p} probe" for p in probes)
-    failing = [e for e in _pod_events(events, pod, container)
+    failing = [e for e in _pod_events(events, pod=pod, container=container)
                if e.get("reason") == "Unhealthy" and _event_message(e).startswith(prefixes)
                and _event_last_seen(e) >= since]
     if not failing:
@@ -462,8 +464,8 @@ def _probe_message(
     return _clean(_event_message(max(failing, key=_event_last_seen)))
 
 
-def _probe_hint(events: list[Mapping[str, Any]], pod: str, container: str, *probes: str) -> str:
-    message = _probe_message(events, pod, container, *probes)
+def _probe_hint(events: list[Mapping[str, Any]], *probes: str, pod: str, container: str) -> str:
+    message = _probe_message(events, *probes, pod=pod, container=container)
     return f"; {message}" if message else ""
 
 

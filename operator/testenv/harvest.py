@@ -83,7 +83,7 @@ def _read_attempt(kube: Kube, *, namespace: str, pod: str) -> tuple[bytes | None
 
 def harvest_job(
     kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
-    job: JobObservation, pods: Iterable[Mapping[str, Any]], namespace: str,
+    job: JobObservation, pods: Iterable[Mapping[str, Any]], *, namespace: str,
 ) -> dict[str, AttemptResults]:
     """Each finished pod's attempt, kept and indexed, by pod name."""
     pods = list(pods)
@@ -156,7 +156,7 @@ def harvest_logs(
             tail = data[-LOG_TAIL_BYTES:]
             if len(data) > LOG_TAIL_BYTES:
                 tail = f"[... the first {len(data) - LOG_TAIL_BYTES} bytes cut]\n".encode() + tail
-            key = log_key(owner, run, name, container)
+            key = log_key(owner, run, pod=name, container=container)
             if not budget.allows(run, key, len(tail)):
                 log.info("log tail of %s/%s not kept: the run's results are over their cap", name, container)
                 continue

@@ -173,7 +173,7 @@ class Kube:
             for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:
                 del self._applied[key]
 
-    def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> None:
+    def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str) -> None:
         """An Event outside any kopf handler, where kopf's own posting is not available."""
         meta = involved["metadata"]
         namespace = meta.get("namespace") or _home_namespace()
@@ -357,7 +357,7 @@ class Kube:
         self.core.patch_namespaced_config_map(meta["name"], meta["namespace"], cast(Any, ops),
                                               _request_timeout=REQUEST_TIMEOUT)
 
-    def delete_config_maps(self, namespace: str, selector: str) -> None:
+    def delete_config_maps(self, *, namespace: str, selector: str) -> None:
         self.core.delete_collection_namespaced_config_map(
             namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT)
 

@@ -198,7 +198,7 @@ def suite_result(
                        kept=suite_results(attempts.values()) if attempts else None)
 
 
-def exited_ok(pods: Iterable[Mapping[str, Any]], job: str, container: str) -> bool:
+def exited_ok(pods: Iterable[Mapping[str, Any]], *, job: str, container: str) -> bool:
     """A pod of the Job has its `container` ended with exit code 0."""
     for pod in pods:
         if ((pod.get("metadata") or {}).get("labels") or {}).get("job-name") != job:

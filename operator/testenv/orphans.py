@@ -10,7 +10,7 @@ from typing import Any
 from .build.common import LABEL_ENV_NAME, LABEL_ENV_NAMESPACE, LABEL_ENV_UID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvironmentNamespace:
     """An environment namespace as the index keeps it."""
 

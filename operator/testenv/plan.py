@@ -61,7 +61,7 @@ class Event:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ObjectRef:
     api_version: str
     kind: str
@@ -390,8 +390,8 @@ class _Planner:
             status = SeedStatus(name=name)
             if seen is not None:
                 status.phase = seen.phase
-                if seen.phase == JobPhase.RUNNING and exited_ok(self.observed.pods, seen.name,
-                                                                  seed_build.SEED_CONTAINER):
+                if seen.phase == JobPhase.RUNNING and exited_ok(self.observed.pods, job=seen.name,
+                                                                  container=seed_build.SEED_CONTAINER):
                     # Done when its container exited 0: the Job completes
                     # seconds later, once the kubelet has stopped the results
                     # collector and the pod, and nothing need wait for that.
@@ -503,11 +503,12 @@ class _Planner:
     def old_jobs(self, run: int) -> None:
         for seen in self.observed.jobs.values():
             if seen.run and seen.run != run:
-                self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+                self.plan.delete.append(ObjectRef(api_version="batch/v1", kind="Job",
+                                                  namespace=self.env.target_namespace, name=seen.name))
                 if seen.kind == "seed":
                     self.plan.delete.append(ObjectRef(
-                        "v1", "ConfigMap", self.env.target_namespace,
-                        seed_build.script_configmap_name(seen.component, seen.run)))
+                        api_version="v1", kind="ConfigMap", namespace=self.env.target_namespace,
+                        name=seed_build.script_configmap_name(seen.component, seen.run)))
 
     # -- the whole --------------------------------------------------------
 
@@ -695,7 +696,8 @@ class _Planner:
         self.plan.apply = []
         for seen in self.observed.jobs.values():
             if seen.phase == JobPhase.RUNNING:
-                self.plan.delete.append(ObjectRef("batch/v1", "Job", self.env.target_namespace, seen.name))
+                self.plan.delete.append(ObjectRef(api_version="batch/v1", kind="Job",
+                                                  namespace=self.env.target_namespace, name=seen.name))
 
     def _pod_facts(self, status: TestEnvironmentStatus, same_run: bool) -> list[tuple[str, Diagnosis]]:
         """Put what the pods tell on each component, seed and suite: the reason

@@ -278,7 +278,7 @@ def _read_suite(this: _Pass, job_name: str) -> SuiteResult:
     pods = this.kube.job_pods(namespace=this.env.target_namespace, job=job_name)
     seen = this.observed.jobs[job_name]
     attempts = {} if this.store is None else harvest_job(
-        this.kube, this.store, this.budget(), this.owner, this.run, seen, pods, this.env.target_namespace)
+        this.kube, this.store, this.budget(), this.owner, this.run, seen, pods, namespace=this.env.target_namespace)
     return suite_result(pods, seen.phase, attempts)
 
 
@@ -466,7 +466,7 @@ def _pod_facts(this: _Pass) -> float | None:
     for owner, (kind, name, message, since) in memory.rejected.items():
         # Nothing of the owner exists to tell more: its refusal is the reason.
         diagnoses[owner] = rejected_apply(kind, name, message, since=since, now=now, grace=grace)
-    live = {log_key(d.pod, d.container or "") for d in diagnoses.values()}
+    live = {log_key(pod=d.pod, container=d.container or "") for d in diagnoses.values()}
     for key in [k for k in memory.logs if k not in live]:
         del memory.logs[key]
     this.observed = replace(observed, diagnoses=diagnoses, images=images(observed.pods))
@@ -479,7 +479,7 @@ def _failing_logs(this: _Pass, wanted: list[Diagnosis]) -> dict[str, bytes]:
     again at most every LOG_REREAD."""
     logs = {}
     for diagnosis in wanted:
-        key = log_key(diagnosis.pod, diagnosis.container or "")
+        key = log_key(pod=diagnosis.pod, container=diagnosis.container or "")
         read = this.memory.logs.get(key)
         if read is None or time.monotonic() - read[0] > LOG_REREAD:
             read = (time.monotonic(), this.kube.container_log(
@@ -502,7 +502,8 @@ def _harvest_seeds(this: _Pass) -> None:
         if seen.name in this.memory.harvested:
             continue
         pods = this.kube.job_pods(namespace=this.env.target_namespace, job=seen.name)
-        harvest_job(this.kube, this.store, this.budget(), this.owner, this.run, seen, pods, this.env.target_namespace)
+        harvest_job(this.kube, this.store, this.budget(), this.owner, this.run, seen, pods,
+                    namespace=this.env.target_namespace)
         this.memory.harvested.add(seen.name)
 
 

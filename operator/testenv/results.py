@@ -103,7 +103,7 @@ def archive_key(owner: Owner, run: int, kind: str, component: str, shard: int, a
     return f"{owner.prefix(run)}/{kind}-{component}-s{shard}-a{attempt}.tar.gz"
 
 
-def log_key(owner: Owner, run: int, pod: str, container: str) -> str:
+def log_key(owner: Owner, run: int, *, pod: str, container: str) -> str:
     return f"{owner.prefix(run)}/logs/{pod}.{container}.log"
 
 

@@ -96,7 +96,7 @@ def _upsert(kube: Kube, owner: Owner, body: dict[str, Any]) -> None:
 
 def _delete(kube: Kube, owner: Owner, keep_runs: Collection[int], role: str) -> None:
     try:
-        kube.delete_config_maps(owner.namespace, _selector(owner, keep_runs, role))
+        kube.delete_config_maps(namespace=owner.namespace, selector=_selector(owner, keep_runs, role))
     except ApiException as exc:
         if exc.status != 404:
             raise StoreError(f"results ConfigMaps in {owner.namespace} could not be deleted: "

@@ -103,6 +103,7 @@ class OrphanSweep:
         metrics.collected(reason="Orphan")
         involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
         try:
-            await asyncio.to_thread(kube.post_event, involved, "Warning", "OrphanCollected", why(orphan))
+            await asyncio.to_thread(kube.post_event, involved, type="Warning", reason="OrphanCollected",
+                                    message=why(orphan))
         except Exception:  # an Event is worth a log line, not the rest of the pass
             log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)

@@ -66,8 +66,8 @@ def test_a_large_archive_round_trips_through_chunked_configmaps(store, reader, o
 def test_index_entries_of_one_run_add_up(store, reader, owner) -> None:
     store.keep_attempt(owner, 1, attempt("e2e", 0), archive_key(owner, 1, "test", "e2e", 0, 0), b"a")
     store.keep_attempt(owner, 1, attempt("e2e", 1), archive_key(owner, 1, "test", "e2e", 1, 0), b"b")
-    store.keep_log(owner, 1, LogTail(pod="orders-1", container="orders"), log_key(owner, 1, "orders-1", "orders"),
-                   b"boom\n")
+    store.keep_log(owner, 1, LogTail(pod="orders-1", container="orders"),
+                   log_key(owner, 1, pod="orders-1", container="orders"), b"boom\n")
     index = run_index(reader.results_index(namespace=owner.namespace, name=index_name(owner, 1)))
     assert [a.shard for a in index.attempts] == [0, 1]
     assert [t.container for t in index.logs] == ["orders"]

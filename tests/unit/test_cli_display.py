@@ -129,7 +129,7 @@ def test_a_finished_suite_line_has_counts_duration_and_reason():
 
 def test_plain_progress_prefixes_the_elapsed_time_and_skips_repeats():
     console = Console(file=io.StringIO(), width=200, color_system=None)
-    progress = display.PlainProgress(console, "pr-1", "ci")
+    progress = display.PlainProgress(console, namespace="ci", name="pr-1")
     progress.waiting("waiting for the operator to pick up generation 2 (no status yet)")
     progress.waiting("waiting for the operator to pick up generation 2 (no status yet)")
     progress.update(provisioning())

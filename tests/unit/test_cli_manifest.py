@@ -169,7 +169,7 @@ def test_apply_override_works_on_a_plain_spec_dict():
 
 
 def test_name_and_namespace_flags_win_over_the_manifest():
-    body = prepare(MANIFEST, name="pr-123", namespace="team-a")
+    body = prepare(MANIFEST, namespace="team-a", name="pr-123")
     assert body["metadata"] == {"name": "pr-123", "namespace": "team-a"}
 
 

@@ -308,7 +308,7 @@ def test_a_container_that_keeps_exiting_between_back_offs_is_a_crash_loop() -> N
 def test_a_crash_loop_shows_the_previous_containers_last_log_lines() -> None:
     crash = crash_looping()
     logs = "\n".join(f"line {i}" for i in range(1, 21)) + "\nError: cannot connect to db\n"
-    found = diagnose([crash], previous_logs={log_key("api-7d9f8c6b5-x2x4q", "app"): logs})
+    found = diagnose([crash], previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): logs})
     assert found is not None
     tail = "; last log lines: line 17 | line 18 | line 19 | line 20 | Error: cannot connect to db"
     assert found.message.endswith(tail)
@@ -316,7 +316,7 @@ def test_a_crash_loop_shows_the_previous_containers_last_log_lines() -> None:
 
 
 def test_logs_of_another_pod_are_not_shown() -> None:
-    found = diagnose([crash_looping()], previous_logs={log_key("other-pod", "app"): "not mine"})
+    found = diagnose([crash_looping()], previous_logs={log_key(pod="other-pod", container="app"): "not mine"})
     assert found is not None and "not mine" not in found.message
 
 
@@ -328,7 +328,7 @@ def test_without_logs_the_termination_message_is_shown() -> None:
 
 def test_a_huge_log_line_is_cut_and_the_message_capped() -> None:
     logs = "x" * 5_000_000 + "\n" + "y" * 10_000 + "\nshort last line\n"
-    found = diagnose([crash_looping()], previous_logs={log_key("api-7d9f8c6b5-x2x4q", "app"): logs})
+    found = diagnose([crash_looping()], previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): logs})
     assert found is not None
     assert len(found.message) <= MAX_MESSAGE
     assert "y" * (MAX_LOG_LINE - 1) + "…" in found.message
@@ -337,13 +337,13 @@ def test_a_huge_log_line_is_cut_and_the_message_capped() -> None:
 
 def test_a_non_utf8_log_is_shown_with_replacement_characters() -> None:
     logs = b"starting\n\xff\xfe broken \xc3\x28 bytes\n\x1b[31mFATAL\x1b[0m: \x00bad\x07 config\n"
-    found = diagnose([crash_looping()], previous_logs={log_key("api-7d9f8c6b5-x2x4q", "app"): logs})
+    found = diagnose([crash_looping()], previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): logs})
     assert found is not None
     assert found.message.endswith("last log lines: starting | \ufffd\ufffd broken \ufffd( bytes | FATAL: bad config")
 
 
 def test_a_log_of_blank_lines_adds_nothing() -> None:
-    found = diagnose([crash_looping()], previous_logs={log_key("api-7d9f8c6b5-x2x4q", "app"): "\n\n  \n"})
+    found = diagnose([crash_looping()], previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): "\n\n  \n"})
     assert found is not None and found.message.endswith("restarted 3 times")
 
 
@@ -428,7 +428,7 @@ def test_a_failed_seed_says_how_it_ended_with_its_log() -> None:
         container_status("seed", state={"terminated": terminated(3)})],
         containers=[{"name": "seed", "image": IMAGE}])
     logs = 'psql:/seed/seed.sql:4: ERROR:  relation "users" does not exist\n'
-    found = diagnose([failed], previous_logs={log_key("users-r1-abcde", "seed"): logs})
+    found = diagnose([failed], previous_logs={log_key(pod="users-r1-abcde", container="seed"): logs})
     assert found is not None
     assert found.reason == Reason.CONTAINER_FAILED and found.exit_code == 3 and found.permanent is False
     assert found.message == ('container "seed" failed: exit code 3 (Error); last log lines: '
@@ -715,7 +715,7 @@ def with_secret_env(crash: dict[str, Any]) -> dict[str, Any]:
 
 def crash_with_logs(logs: str, **kwargs: Any) -> Diagnosis:
     found = diagnose([with_secret_env(crash_looping())],
-                     previous_logs={log_key("api-7d9f8c6b5-x2x4q", "app"): logs}, **kwargs)
+                     previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): logs}, **kwargs)
     assert found is not None
     return found
 

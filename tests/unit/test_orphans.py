@@ -21,7 +21,8 @@ def namespace_body(name: str, uid: str, *, terminating: bool = False, phase: str
 
 def test_an_indexed_namespace_names_its_owner_and_phase() -> None:
     seen = environment_namespace(namespace_body("te-a-1", "u1"))
-    assert seen == EnvironmentNamespace("te-a-1", "Active", "u1", "team-a", "env-u1", "ns-u1")
+    assert seen == EnvironmentNamespace(name="te-a-1", phase="Active", env_uid="u1", env_namespace="team-a",
+                                        env_name="env-u1", uid="ns-u1")
     assert seen.owner == "team-a/env-u1"
 
 

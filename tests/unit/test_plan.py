@@ -987,9 +987,9 @@ def test_new_run_deletes_the_old_runs_jobs_and_seed_configmaps() -> None:
     finished = run_plan(spec, previous=p.status, observed=old)
     rerun = run_plan(spec, previous=finished.status, observed=old, generation=2)
     assert set(rerun.delete) == {
-        ObjectRef("batch/v1", "Job", NS, "schema-r1"),
-        ObjectRef("v1", "ConfigMap", NS, "schema-script-r1"),
-        ObjectRef("batch/v1", "Job", NS, "smoke-r1"),
+        ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="schema-r1"),
+        ObjectRef(api_version="v1", kind="ConfigMap", namespace=NS, name="schema-script-r1"),
+        ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="smoke-r1"),
     }
 
 
@@ -1051,7 +1051,7 @@ def test_deadline_passed_times_the_run_out() -> None:
     assert status.phase == Phase.TIMED_OUT
     assert "activeDeadlineSeconds (1800s)" in status.message
     assert timed_out.apply == []
-    assert timed_out.delete == [ObjectRef("batch/v1", "Job", NS, "a-r1")]
+    assert timed_out.delete == [ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1")]
     assert status.finished_at == ts(later(1800))
     [event] = [e for e in timed_out.events if e.reason == "TimedOut"]
     assert event.type == "Warning"

@@ -122,7 +122,7 @@ def test_a_suite_that_cannot_start_ends_the_run_and_its_job_is_stopped() -> None
     assert suite_status(p, "e2e").reason == "CreateContainerConfigError"
     assert p.status.phase == Phase.ERROR
     assert p.status.message.startswith("suite e2e: container \"main\" cannot start")
-    assert ObjectRef("batch/v1", "Job", NS, "e2e-r1") in p.delete
+    assert ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="e2e-r1") in p.delete
 
 
 def test_a_seed_waiting_for_quota_shows_it_on_the_tests_condition() -> None:

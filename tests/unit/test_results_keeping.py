@@ -84,7 +84,7 @@ class ResultsKube:
         for field_name in ("data", "binaryData"):
             kept.setdefault(field_name, {}).update(body.get(field_name) or {})
 
-    def delete_config_maps(self, namespace: str, selector: str) -> None:
+    def delete_config_maps(self, *, namespace: str, selector: str) -> None:
         if self.delete_refusal is not None:
             raise self.delete_refusal
         self.deletes.append((namespace, selector))
@@ -212,7 +212,7 @@ def test_each_finished_pod_with_a_collector_is_an_attempt_numbered_within_its_sh
     ]
     for name in ("e2e-r1-0-a", "e2e-r1-0-b", "e2e-r1-1-a"):
         kube.logs[(TARGET, name, COLLECTOR_CONTAINER, False)] = collector_log(tmp_path)
-    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, pods, TARGET)  # type: ignore[arg-type]
+    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, pods, namespace=TARGET)  # type: ignore[arg-type]
     assert {name: (a.shard, a.attempt) for name, a in kept.items()} == {
         "e2e-r1-0-a": (0, 0), "e2e-r1-0-b": (0, 1), "e2e-r1-1-a": (1, 0)}
     assert kept["e2e-r1-0-b"].key == archive_key(OWNER, 1, "test", "e2e", 0, 1)
@@ -224,7 +224,7 @@ def test_each_finished_pod_with_a_collector_is_an_attempt_numbered_within_its_sh
 def test_a_collector_log_that_is_gone_is_a_note_and_the_attempt_still_listed(kube, store, bodies) -> None:
     """404 (the pod was deleted) is final: asking again would not help."""
     assert 404 in FINAL_LOG_ERRORS
-    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], TARGET)  # type: ignore[arg-type]
+    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], namespace=TARGET)  # type: ignore[arg-type]
     attempt = kept["e2e-r1-0-a"]
     assert attempt.notes == ["the collector's log could not be read: 404 Not Found"]
     assert (attempt.key, attempt.counts) == (None, None) and bodies.bodies == {}
@@ -234,21 +234,21 @@ def test_a_collector_log_that_is_gone_is_a_note_and_the_attempt_still_listed(kub
 def test_a_busy_api_server_is_raised_so_the_reconcile_is_tried_again(kube, store) -> None:
     kube.logs[(TARGET, "e2e-r1-0-a", COLLECTOR_CONTAINER, False)] = refused(429, "Too Many Requests")
     with pytest.raises(ApiException) as raised:
-        harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], TARGET)  # type: ignore[arg-type]
+        harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], namespace=TARGET)  # type: ignore[arg-type]
     assert raised.value.status == 429
     assert kube.config_maps == {}  # nothing listed yet: the next try lists it
 
 
 def test_a_log_without_a_results_frame_is_a_note(kube, store) -> None:
     kube.logs[(TARGET, "e2e-r1-0-a", COLLECTOR_CONTAINER, False)] = b"collector: out of memory\n"
-    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], TARGET)  # type: ignore[arg-type]
+    kept = harvest_job(kube, store, RunBudget(10**6), OWNER, 1, E2E, [pod("e2e-r1-0-a")], namespace=TARGET)  # type: ignore[arg-type]
     assert kept["e2e-r1-0-a"].notes == ["no results from the collector: no results frame in the collector's log"]
 
 
 def test_an_archive_over_the_runs_cap_is_not_kept_but_its_counts_are(tmp_path, kube, store, bodies) -> None:
     kube.logs[(TARGET, "e2e-r1-0-a", COLLECTOR_CONTAINER, False)] = collector_log(tmp_path)
     budget = RunBudget(limit=10)
-    kept = harvest_job(kube, store, budget, OWNER, 1, E2E, [pod("e2e-r1-0-a")], TARGET)  # type: ignore[arg-type]
+    kept = harvest_job(kube, store, budget, OWNER, 1, E2E, [pod("e2e-r1-0-a")], namespace=TARGET)  # type: ignore[arg-type]
     attempt = kept["e2e-r1-0-a"]
     assert attempt.key is None and bodies.bodies == {} and budget.used == {}
     assert attempt.counts is not None and (attempt.counts.passed, attempt.counts.failed) == (2, 1)
@@ -286,7 +286,7 @@ def test_a_failed_containers_log_tail_is_kept_cut_to_its_end(kube, store, bodies
     restarted = pod("api-1", phase="Running", containerStatuses=[
         running("api", restartCount=1, lastState={"terminated": {"exitCode": 1, "reason": "Error"}})])
     assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 1, [restarted], TARGET) == 1  # type: ignore[arg-type]
-    kept = bodies.bodies[log_key(OWNER, 1, "api-1", "api")]
+    kept = bodies.bodies[log_key(OWNER, 1, pod="api-1", container="api")]
     assert kept == b"[... the first 100 bytes cut]\n" + b"y" * LOG_TAIL_BYTES
     assert [(t.pod, t.container, t.reason) for t in index_of(kube).logs] == [
         ("api-1", "api", "restarted 1 times, last Error")]
@@ -312,7 +312,7 @@ def test_a_stopped_run_keeps_the_log_tails_of_its_own_running_seeds_and_suites_o
                "metadata": {"name": "api-7f9c", "labels": {"testenv.dev/kind": "service"}}}
     pods = [this_run, older_run, service]
     assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 2, pods, TARGET, stopped="stopped") == 1  # type: ignore[arg-type]
-    assert bodies.bodies == {log_key(OWNER, 2, "e2e-r2-0-a", "tests"): b"test_slow ... still going\n"}
+    assert bodies.bodies == {log_key(OWNER, 2, pod="e2e-r2-0-a", container="tests"): b"test_slow ... still going\n"}
     assert [(t.pod, t.container, t.reason) for t in index_of(kube, run=2).logs] == [("e2e-r2-0-a", "tests", "stopped")]
 
 
@@ -350,7 +350,7 @@ def test_a_prune_that_fails_is_logged_and_the_log_tails_still_count(kube, store,
     failed = pod("api-1", containerStatuses=[terminated("api", 1)])
     with caplog.at_level(logging.WARNING, logger="testenv.harvest"):
         count = keep_run_end(kube, store, RunBudget(10**6), OWNER, 1, [failed], TARGET)  # type: ignore[arg-type]
-    assert count == 1 and list(bodies.bodies) == [log_key(OWNER, 1, "api-1", "api")]
+    assert count == 1 and list(bodies.bodies) == [log_key(OWNER, 1, pod="api-1", container="api")]
     assert "older results of ci/pr-1 not deleted: results ConfigMaps in ci could not be deleted: 403 Forbidden" \
         in caplog.text
 
@@ -408,7 +408,7 @@ def test_a_failed_suites_counts_come_from_its_kept_report_and_its_log_tail_is_ke
     suite = status["tests"][0]
     assert (status["phase"], suite["passed"], suite["failed"]) == ("Failed", 2, 1)
     assert status["results"]["index"] == index_name(OWNER, 1) and status["results"]["logs"] == 1
-    assert set(bodies.bodies) == {archive_key(OWNER, 1, "test", "e2e", 0, 0), log_key(OWNER, 1, "e2e-r1-0-a", "tests")}
+    assert set(bodies.bodies) == {archive_key(OWNER, 1, "test", "e2e", 0, 0), log_key(OWNER, 1, pod="e2e-r1-0-a", container="tests")}
     assert [a.pod for a in index_of(kube).attempts] == ["e2e-r1-0-a"]
     assert kube.deletes == [("ci", "testenv.dev/environment-uid=uid-1,testenv.dev/results=index,"
                                    "testenv.dev/run notin (1)")]  # the run's end prunes older runs
@@ -435,6 +435,6 @@ def test_a_run_past_its_deadline_keeps_what_its_running_suite_said_before_the_jo
 
     status = kube.patches[-1]
     assert status["phase"] == "TimedOut" and status["results"]["logs"] == 1
-    assert bodies.bodies == {log_key(OWNER, 1, "e2e-r1-0-a", "tests"): b"test_checkout ... waiting for the payment stub\n"}
+    assert bodies.bodies == {log_key(OWNER, 1, pod="e2e-r1-0-a", container="tests"): b"test_checkout ... waiting for the payment stub\n"}
     (tail,) = index_of(kube).logs
     assert tail.reason.startswith("still running when the run ended TimedOut: the run did not finish within")

@@ -5,6 +5,7 @@ contract, its name and the import chain that breaks it."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -101,3 +102,127 @@ def test_the_pure_core_is_checked_strictly_and_the_rest_not(tmp_path: Path) -> N
 def test_lint_rules_hold() -> None:
     result = _run(sys.executable, "-m", "ruff", "check", "--output-format", "concise", ".")
     assert result.returncode == 0, _report(result)
+
+
+# --- identities by keyword ---------------------------------------------------------
+
+# Strings of one kind: two of them side by side are easily swapped, and a swap
+# type-checks. They are passed by keyword, namespace before name (issue #18).
+IDENTITIES = frozenset({"name", "namespace", "uid", "pod", "container", "job", "target"})
+KOPF_HANDLERS = ("kopf.on.", "kopf.daemon", "kopf.index", "kopf.timer")
+
+
+def _kopf_handler(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """kopf passes a handler everything by keyword."""
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if ast.unparse(target).startswith(KOPF_HANDLERS):
+            return True
+    return False
+
+
+def _positional_parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    return [a.arg for a in function.args.posonlyargs + function.args.args if a.arg not in ("self", "cls")]
+
+
+def _dataclass_keyword_only(cls: ast.ClassDef) -> bool | None:
+    """None when `cls` is no dataclass; else whether all its fields are keyword-only."""
+    for decorator in cls.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if ast.unparse(target) not in ("dataclass", "dataclasses.dataclass"):
+            continue
+        return isinstance(decorator, ast.Call) and any(
+            k.arg == "kw_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in decorator.keywords)
+    return None
+
+
+def _positional_fields(cls: ast.ClassDef) -> list[str]:
+    """The fields before a `_: KW_ONLY` marker, less those declared field(kw_only=True)."""
+    fields = []
+    for statement in cls.body:
+        if not isinstance(statement, ast.AnnAssign) or not isinstance(statement.target, ast.Name):
+            continue
+        if ast.unparse(statement.annotation) in ("KW_ONLY", "dataclasses.KW_ONLY"):
+            break
+        value = statement.value
+        if isinstance(value, ast.Call) and ast.unparse(value.func) in ("field", "dataclasses.field") and any(
+                k.arg == "kw_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in value.keywords):
+            continue
+        fields.append(statement.target.id)
+    return fields
+
+
+def _identities_passed_by_position(source: str, where: str) -> list[str]:
+    found: list[str] = []
+
+    def visit(node: ast.AST, scope: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                identities = [p for p in _positional_parameters(child) if p in IDENTITIES]
+                if len(identities) >= 2 and not _kopf_handler(child):
+                    found.append(f"{where}:{child.lineno} function {scope}{child.name}() takes "
+                                 f"{', '.join(identities)} by position")
+                visit(child, f"{scope}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                if _dataclass_keyword_only(child) is False:
+                    identities = [f for f in _positional_fields(child) if f in IDENTITIES]
+                    if len(identities) >= 2:
+                        found.append(f"{where}:{child.lineno} dataclass {scope}{child.name} takes "
+                                     f"{', '.join(identities)} by position (make it kw_only)")
+                visit(child, f"{scope}{child.name}.")
+            else:
+                visit(child, scope)
+
+    visit(ast.parse(source), "")
+    return found
+
+
+def test_identities_are_passed_by_keyword() -> None:
+    """No function or dataclass of the operator takes two of name, namespace,
+    uid, pod, container, job or target by position: a swap would go unseen.
+    Make them keyword-only (after `*`, or kw_only=True), namespace first."""
+    found = []
+    for module in sorted(PACKAGE.rglob("*.py")):
+        found += _identities_passed_by_position(module.read_text(), str(module.relative_to(ROOT)))
+    assert not found, "identities by keyword (issue #18):\n" + "\n".join(found)
+
+
+def test_the_identity_check_sees_positional_identities() -> None:
+    source = """
+import kopf
+from dataclasses import KW_ONLY, dataclass, field
+
+def swapped(name, namespace): ...
+def fine(name, *, namespace): ...
+class Client:
+    def read(self, namespace, pod, container=None): ...
+    def fine(self, namespace, *, pod): ...
+@kopf.on.create("testenvironments")
+def handler(name, namespace, **_): ...
+@dataclass(frozen=True)
+class Ref:
+    namespace: str
+    name: str
+@dataclass(frozen=True, kw_only=True)
+class FineRef:
+    namespace: str
+    name: str
+@dataclass
+class Marked:
+    reason: str
+    _: KW_ONLY
+    pod: str
+    container: str
+@dataclass
+class PerField:
+    pod: str
+    container: str = field(default="", kw_only=True)
+"""
+    found = _identities_passed_by_position(source, "m.py")
+    assert [line.split(" ", 1)[1] for line in found] == [
+        "function swapped() takes name, namespace by position",
+        "function Client.read() takes namespace, pod, container by position",
+        "dataclass Ref takes namespace, name by position (make it kw_only)",
+    ]

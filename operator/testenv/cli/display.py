@@ -225,7 +225,7 @@ def _detail(reason: str | None, message: str) -> str:
     return f"{reason}: {message}" if reason else message
 
 
-def header(name: str, namespace: str, status: TestEnvironmentStatus | None, note: str = "") -> Text:
+def header(*, namespace: str, name: str, status: TestEnvironmentStatus | None, note: str = "") -> Text:
     text = Text()
     text.append(f"{namespace}/{name}", style="bold")
     if status is not None:
@@ -245,7 +245,7 @@ def status_view(obj: Mapping[str, Any], now: datetime) -> RenderableType:
     meta = obj.get("metadata") or {}
     status = TestEnvironmentStatus.model_validate(obj.get("status") or {})
     lines = Text()
-    lines.append_text(header(meta.get("name", "?"), meta.get("namespace", "?"), status))
+    lines.append_text(header(namespace=meta.get("namespace", "?"), name=meta.get("name", "?"), status=status))
     lines.append(f"\ngeneration {meta.get('generation')}, observed {status.observed_generation}; "
                  f"age {age(meta.get('creationTimestamp'), now)}; expires {expires(status.expires_at, now)}")
     if status.summary and status.tests:
@@ -297,7 +297,7 @@ def now_utc() -> datetime:
 class PlainProgress:
     """One line per change, for CI logs: `[  1m12s] suite e2e: Running`."""
 
-    def __init__(self, console: Console, name: str, namespace: str) -> None:
+    def __init__(self, console: Console, *, namespace: str, name: str) -> None:
         self.console = console
         self.started = time.monotonic()
         self.facts: dict[str, str] | None = None
@@ -328,9 +328,9 @@ class PlainProgress:
 class LiveProgress:
     """A live table for a terminal: components, seeds and suites, redrawn as they change."""
 
-    def __init__(self, console: Console, name: str, namespace: str) -> None:
+    def __init__(self, console: Console, *, namespace: str, name: str) -> None:
         self.console = console
-        self.name, self.namespace = name, namespace
+        self.namespace, self.name = namespace, name
         self.started = time.monotonic()
         self.status: TestEnvironmentStatus | None = None
         self.note = ""
@@ -338,7 +338,7 @@ class LiveProgress:
 
     def __rich__(self) -> RenderableType:
         elapsed = format_duration(time.monotonic() - self.started)
-        title = header(self.name, self.namespace, self.status, self.note)
+        title = header(namespace=self.namespace, name=self.name, status=self.status, note=self.note)
         title.append(f"\nwaiting {elapsed}", style="dim")
         if self.status is None:
             return title

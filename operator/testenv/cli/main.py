@@ -104,10 +104,11 @@ def _seconds(text: str, option: str) -> float:
 @app.command()
 @_handles_errors
 def up(
+    *,
     file: Annotated[str, typer.Option("--file", "-f", help="The TestEnvironment manifest ('-' for stdin).")],
+    namespace: Namespace = None,
     name: Annotated[str | None, typer.Option("--name", help="Replace metadata.name, e.g. pr-123.",
                                              show_default=False)] = None,
-    namespace: Namespace = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a spec field, list items by name: services.api.image=repo/api:sha, "
@@ -126,7 +127,7 @@ def up(
     if junit is not None and not wait:
         raise CliError("--junit needs --wait: the report is written once the run has a result")
     wait_seconds = _seconds(timeout, "--timeout")
-    body = prepare(load_manifest(file), name=name, namespace=namespace, overrides=overrides or [])
+    body = prepare(load_manifest(file), namespace=namespace, name=name, overrides=overrides or [])
     check({**body, "metadata": {**body["metadata"], "namespace": body["metadata"].get("namespace") or "default"}})
     out = _console()
     if dry_run:
@@ -157,7 +158,7 @@ def up(
 
     progress_type = display.LiveProgress if out.is_terminal else display.PlainProgress
     try:
-        with progress_type(out, meta["name"], meta["namespace"]) as progress:
+        with progress_type(out, namespace=meta["namespace"], name=meta["name"]) as progress:
             outcome = follow(envs, applied, deadline, progress)
     except KeyboardInterrupt:
         raise _fail(f"stopped waiting; the environment goes on. See `testenv status {meta['name']} "
@@ -221,8 +222,9 @@ def _report_outcome(out: Console, envs: Environments, meta: dict[str, Any], outc
 @app.command()
 @_handles_errors
 def down(
-    name: Annotated[str, typer.Argument(help="The TestEnvironment to delete.")],
+    *,
     namespace: Namespace = None,
+    name: Annotated[str, typer.Argument(help="The TestEnvironment to delete.")],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it and its namespace are gone.")] = False,
     timeout: Annotated[str, typer.Option("--timeout", help="How long --wait waits.")] = "5m",
     kubeconfig: Kubeconfig = None,
@@ -267,8 +269,9 @@ def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 @app.command()
 @_handles_errors
 def status(
-    name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
+    *,
     namespace: Namespace = None,
+    name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
     output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json.")] = "table",
     kubeconfig: Kubeconfig = None,
     context: Context = None,
@@ -314,8 +317,9 @@ def list_(
 @app.command()
 @_handles_errors
 def results(
-    name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
+    *,
     namespace: Namespace = None,
+    name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
     run: Annotated[int | None, typer.Option("--run", help="Which run (default: the latest).",
                                             show_default=False)] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write the run's real JUnit reports, merged, here.",
@@ -369,9 +373,10 @@ SHARD_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 @app.command()
 @_handles_errors
 def logs(
+    *,
+    namespace: Namespace = None,
     name: Annotated[str, typer.Argument(help="The TestEnvironment.")],
     suite: Annotated[str, typer.Argument(help="The test suite (spec.tests[].name).")],
-    namespace: Namespace = None,
     shard: Annotated[int | None, typer.Option("--shard", help="Only this shard (0-based) of a sharded suite.",
                                               show_default=False)] = None,
     kubeconfig: Kubeconfig = None,

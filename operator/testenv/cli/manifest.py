@@ -223,8 +223,8 @@ def apply_override(spec: dict[str, Any], override: Override) -> None:
 def prepare(
     manifest: dict[str, Any],
     *,
-    name: str | None = None,
     namespace: str | None = None,
+    name: str | None = None,
     overrides: Sequence[str] = (),
     default_namespace: str | None = None,
 ) -> dict[str, Any]:
