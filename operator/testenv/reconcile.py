@@ -99,6 +99,8 @@ LOG_REREAD = 30.0
 # An apply the API server refused is tried again this soon (and on any change).
 REJECTED_RETRY = 5.0
 CLEARED_REPLAN = 0.2
+# Expired results the store would not delete are tried again this soon.
+FORGET_RETRY = 60.0
 # Refusals that say what is wrong with the object or its namespace; anything
 # else (a conflict, a server error, no connection) is retried as an error.
 REFUSALS = frozenset({400, 403, 422})
@@ -181,12 +183,14 @@ def reconcile(
     pods_wake = _look_at_pods(this)
     result = _plan_reading_results(this)
     result = _keep_results_at_run_end(this, result)
-    _forget_expired_results(this, result)
+    forgotten = _forget_expired_results(this, result)
     refused, cleared = _act_on_plan(this, result)
     collected = _collect_namespace(this, result)
     if _delete_resource_once_collected(this, result):
         return None
     wake_after = _next_wake(result, pods_wake, refused=refused, cleared=cleared)
+    if not forgotten:
+        wake_after = FORGET_RETRY if wake_after is None else min(wake_after, FORGET_RETRY)
     if held := _write_status(this, result, collected=collected):
         # Planned again from the same status when it is due; nothing is lost.
         return held if wake_after is None else min(wake_after, held)
@@ -305,13 +309,19 @@ def _keep_results_at_run_end(this: _Pass, result: Plan) -> Plan:
     return this.plan()
 
 
-def _forget_expired_results(this: _Pass, result: Plan) -> None:
+def _forget_expired_results(this: _Pass, result: Plan) -> bool:
+    """Delete the results the retention ended; False when the store refused
+    (the status then does not say they are gone, and a later pass tries again)."""
     if this.store is None or not result.forget_results:
-        return
+        return True
     try:
         this.store.forget(this.owner)
     except StoreError as exc:
         log.warning("expired results of %s/%s not deleted: %s", this.env.namespace, this.env.name, exc)
+        if result.status.results is not None:
+            result.status.results.expired = False
+        return False
+    return True
 
 
 # --- act on the plan ------------------------------------------------------------------

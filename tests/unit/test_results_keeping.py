@@ -438,3 +438,30 @@ def test_a_run_past_its_deadline_keeps_what_its_running_suite_said_before_the_jo
     assert bodies.bodies == {log_key(OWNER, 1, pod="e2e-r1-0-a", container="tests"): b"test_checkout ... waiting for the payment stub\n"}
     (tail,) = index_of(kube).logs
     assert tail.reason.startswith("still running when the run ended TimedOut: the run did not finish within")
+
+
+def test_expired_results_the_store_will_not_delete_are_not_called_gone_and_are_tried_again(monkeypatch) -> None:
+    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *_, **__: None)
+    kube = EnvironmentKube([])
+    bodies = MemoryBodies()
+    store = ResultsStore(kube, bodies, keep_runs=2)  # type: ignore[arg-type]
+    bodies.put(OWNER, 1, archive_key(OWNER, 1, "test", "e2e", 0, 0), b"junit")
+    settings = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system", results_retention_seconds=60)
+    finished = {"phase": "Failed", "run": 1, "observedGeneration": 1, "startedAt": "2026-01-01T12:00:00Z",
+                "finishedAt": "2026-01-01T12:01:00Z", "results": {"index": index_name(OWNER, 1), "store": "memory"},
+                "tests": [{"name": "e2e", "phase": "Failed", "failed": 1}]}
+    body = {"metadata": {"name": "pr-1", "namespace": "ci", "uid": "uid-1", "generation": 1},
+            "spec": {"tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+                     "lifecycle": {"ttlSecondsAfterFinished": 10**9, "retainOnFailureSeconds": 10**9}},
+            "status": finished}
+    observed = Observed(namespace_phase="Active", jobs={"e2e-r1": E2E}, pods=())
+
+    kube.delete_refusal = refused(503, "Service Unavailable")
+    again = reconcile(body, observed, kube, settings, Memory(), store=store)  # type: ignore[arg-type]
+    assert again is not None and again <= reconcile_module.FORGET_RETRY
+    assert not any(p.get("results", {}).get("expired") for p in kube.patches)
+
+    kube.delete_refusal = None
+    reconcile(body, observed, kube, settings, Memory(), store=store)  # type: ignore[arg-type]
+    assert kube.patches[-1]["results"]["expired"] is True
+    assert bodies.bodies == {}
