@@ -82,6 +82,32 @@ def test_a_broken_contract_fails_with_its_name(tmp_path: Path) -> None:
     assert f"Contracts: {len(_contract_names()) - 3} kept, 3 broken." in report, _report(result)
 
 
+def test_an_adapter_library_imported_by_a_module_not_named_breaks_its_contract(tmp_path: Path) -> None:
+    """Each I/O library lists the modules allowed it, so modules no contract
+    names (harvest, cli.fetch, a new one) are held to it as well."""
+    copy = tmp_path / "testenv"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for module, library in (("harvest.py", "httpx"), ("cli/fetch.py", "kubernetes"), ("metrics.py", "boto3"),
+                            ("sweep.py", "kopf"), ("resultstore.py", "prometheus_client")):
+        with (copy / module).open("a") as source:
+            source.write(f"\nimport {library} as _library  # noqa: E402\n")
+    (copy / "new_adapter.py").write_text("import httpx as _library\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = _run(_tool("lint-imports"), "--no-cache", str(PYPROJECT), env=env)
+    report = _flat(result.stdout)
+    assert result.returncode != 0, _report(result)
+    for broken, chain in (
+        ("httpx and urllib3 only in stubaccess and cli.cluster", "testenv.harvest -> httpx"),
+        ("kubernetes only in kube, stubaccess, cli.cluster, reconcile, harvest, resultstore",
+         "testenv.cli.fetch -> kubernetes"),
+        ("boto3 and botocore only in s3store", "testenv.metrics -> boto3"),
+        ("kopf only at the edge: __main__, handlers, reconcile", "testenv.sweep -> kopf"),
+        ("prometheus_client only in metrics", "testenv.resultstore -> prometheus_client"),
+    ):
+        assert f"{broken} BROKEN" in report and chain in report, _report(result)
+    assert "testenv.new_adapter -> httpx" in report, _report(result)
+
+
 def test_types_check() -> None:
     result = _run(sys.executable, "-m", "mypy", "--config-file", str(PYPROJECT))
     assert result.returncode == 0, _report(result)
