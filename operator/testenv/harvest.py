@@ -45,19 +45,37 @@ FINAL_LOG_ERRORS = frozenset({400, 403, 404, 500})
 
 @dataclass
 class RunBudget:
-    """Bytes kept of each run (archives and log tails, by key), against its
-    cap. Known to this process only: after a restart a run may keep up to
-    one cap more."""
+    """Bytes kept of each run (archives and log tails, by key), against the
+    run's cap, and of each seed or suite (its shards and attempts together)
+    against its own, so one suite's files never use up what a later suite's
+    report needs. Known to this process only: after a restart a run may keep
+    up to one cap more."""
 
     limit: int
+    suite_limit: int | None = None
     used: dict[int, dict[str, int]] = field(default_factory=dict)
+    suite_of: dict[str, str] = field(default_factory=dict)  # key -> "<kind>/<name>"
 
-    def allows(self, run: int, key: str, size: int) -> bool:
+    def over(self, run: int, key: str, size: int, suite: str | None = None) -> str | None:
+        """Which cap keeping `size` more bytes under `key` would break ("run"
+        or "suite"), or None when it fits or the key is kept already."""
         kept = self.used.get(run, {})
-        return key in kept or sum(kept.values()) + size <= self.limit
+        if key in kept:
+            return None
+        if sum(kept.values()) + size > self.limit:
+            return "run"
+        if suite is not None and self.suite_limit is not None:
+            if sum(b for k, b in kept.items() if self.suite_of.get(k) == suite) + size > self.suite_limit:
+                return "suite"
+        return None
 
-    def charge(self, run: int, key: str, size: int) -> None:
+    def allows(self, run: int, key: str, size: int, suite: str | None = None) -> bool:
+        return self.over(run, key, size, suite) is None
+
+    def charge(self, run: int, key: str, size: int, suite: str | None = None) -> None:
         self.used.setdefault(run, {})[key] = size
+        if suite is not None:
+            self.suite_of[key] = suite
 
 
 def _has_collector(pod: Mapping[str, Any]) -> bool:
@@ -103,13 +121,16 @@ def harvest_job(
             found = attempt_results(kind=job.kind, component=job.component, pod=name, phase=phase, shard=shard,
                                     attempt=attempt, manifest=manifest, files=files)
         key = archive_key(owner, run, job.kind, job.component, shard, attempt)
-        if archive is not None and not budget.allows(run, key, len(archive)):
-            found.notes.append(f"files not kept ({human_size(len(archive))}): the run's results are over the "
-                               f"{human_size(budget.limit)} cap; the counts are")
+        suite = f"{job.kind}/{job.component}"
+        if archive is not None and (cap := budget.over(run, key, len(archive), suite)) is not None:
+            limit, whose = ((budget.limit, "the run's results are") if cap == "run" else
+                            (budget.suite_limit or 0, f"this {'seed' if job.kind == 'seed' else 'suite'}'s results are"))
+            found.notes.append(f"files not kept ({human_size(len(archive))}): {whose} over the "
+                               f"{human_size(limit)} cap; the counts are")
             archive = None
         kept[name] = store.keep_attempt(owner, run, found, key, archive)
         if kept[name].key is not None:
-            budget.charge(run, key, kept[name].bytes)
+            budget.charge(run, key, kept[name].bytes, suite)
     return kept
 
 

@@ -84,7 +84,7 @@ class Memory:
 
     def budget(self, settings: Settings) -> RunBudget:
         if self.run_budget is None:
-            self.run_budget = RunBudget(settings.results_max_run_bytes)
+            self.run_budget = RunBudget(settings.results_max_run_bytes, settings.results_max_suite_bytes)
         return self.run_budget
 
     def results_of(self, run: int) -> dict[str, SuiteResult]:

@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     # run. What is over a cap is cut, with a note on the suite's status.
     results_max_file_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
     results_max_attempt_bytes: int = Field(default=6 * 1024 * 1024, ge=1024, le=7 * 1024 * 1024)
+    results_max_suite_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     results_max_run_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # Results live until the TestEnvironment is deleted or this passes; a
     # re-run keeps the last results_keep_runs runs.

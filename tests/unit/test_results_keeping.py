@@ -21,7 +21,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from testenv import reconcile as reconcile_module
 from testenv.build.common import environment_namespace_name
-from testenv.collect import COLLECTOR_CONTAINER, frame, pack
+from testenv.collect import COLLECTOR_CONTAINER, frame, human_size, pack, unframe
 from testenv.harvest import (
     FINAL_LOG_ERRORS,
     RunBudget,
@@ -253,6 +253,35 @@ def test_an_archive_over_the_runs_cap_is_not_kept_but_its_counts_are(tmp_path, k
     assert attempt.key is None and bodies.bodies == {} and budget.used == {}
     assert attempt.counts is not None and (attempt.counts.passed, attempt.counts.failed) == (2, 1)
     assert attempt.notes[-1].startswith("files not kept (") and "over the 10 B cap; the counts are" in attempt.notes[-1]
+
+
+def test_one_suite_over_its_own_cap_leaves_the_runs_room_to_the_next_suites_report(tmp_path, kube, store, bodies):
+    """A sharded suite's big files stop at the suite's cap; a later suite's
+    report, within the run's cap, is still kept."""
+    kube.logs[(TARGET, "e2e-r1-0-a", COLLECTOR_CONTAINER, False)] = collector_log(tmp_path)
+    kube.logs[(TARGET, "e2e-r1-1-a", COLLECTOR_CONTAINER, False)] = collector_log(tmp_path)
+    kube.logs[(TARGET, "smoke-r1-0-a", COLLECTOR_CONTAINER, False)] = collector_log(tmp_path)
+    one = len(unframe(collector_log(tmp_path).decode()))
+    budget = RunBudget(limit=3 * one, suite_limit=one)
+    shards = [pod("e2e-r1-0-a", shard=0), pod("e2e-r1-1-a", shard=1)]
+    e2e = harvest_job(kube, store, budget, OWNER, 1, E2E, shards, namespace=TARGET)  # type: ignore[arg-type]
+    assert e2e["e2e-r1-0-a"].key is not None
+    assert e2e["e2e-r1-1-a"].key is None
+    assert e2e["e2e-r1-1-a"].notes[-1] == (f"files not kept ({human_size(one)}): this suite's results are over "
+                                           f"the {human_size(one)} cap; the counts are")
+    assert e2e["e2e-r1-1-a"].counts is not None  # the counts still come from the report
+    smoke = JobObservation(name="smoke-r1", component="smoke", kind="test", run=1, phase=JobPhase.FAILED)
+    kept = harvest_job(kube, store, budget, OWNER, 1, smoke, [pod("smoke-r1-0-a")], namespace=TARGET)  # type: ignore[arg-type]
+    assert kept["smoke-r1-0-a"].key is not None and kept["smoke-r1-0-a"].notes == []
+
+
+def test_an_attempt_kept_already_is_never_refused_by_a_cap() -> None:
+    budget = RunBudget(limit=100, suite_limit=50)
+    budget.charge(1, "a", 50, "test/e2e")
+    assert budget.over(1, "a", 50, "test/e2e") is None  # read again after a retry
+    assert budget.over(1, "b", 1, "test/e2e") == "suite"
+    assert budget.over(1, "c", 50, "test/smoke") is None
+    assert budget.over(1, "c", 51, "test/smoke") == "run"
 
 
 # --- the store's failures are notes ----------------------------------------------------
