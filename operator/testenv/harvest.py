@@ -156,14 +156,22 @@ def _failed_containers(pod: Mapping[str, Any], stopped: str | None = None) -> It
             yield name, stopped, False
 
 
+@dataclass(frozen=True)
+class KeptLogs:
+    """Log tails kept of a run, and a note for each one that was not."""
+
+    count: int = 0
+    notes: tuple[str, ...] = ()
+
+
 def harvest_logs(
     kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
     pods: Iterable[Mapping[str, Any]], namespace: str, *, stopped: str | None = None,
-) -> int:
+) -> KeptLogs:
     """Keep the last LOG_TAIL_BYTES of every failed container's log, and,
     when the run was `stopped` (why), of each seed or suite container of
-    this run still running, within the run's cap; how many were kept."""
-    count = 0
+    this run still running, within the run's cap."""
+    count, notes = 0, []
     for pod in pods:
         meta = pod.get("metadata") or {}
         name = meta.get("name", "")
@@ -179,25 +187,27 @@ def harvest_logs(
                 tail = f"[... the first {len(data) - LOG_TAIL_BYTES} bytes cut]\n".encode() + tail
             key = log_key(owner, run, pod=name, container=container)
             if not budget.allows(run, key, len(tail)):
-                log.info("log tail of %s/%s not kept: the run's results are over their cap", name, container)
+                notes.append(f"log tail of {name}/{container} not kept: the run's results are over the "
+                             f"{human_size(budget.limit)} cap")
                 continue
             kept = store.keep_log(owner, run, LogTail(pod=name, container=container, reason=why), key, tail)
             if kept.key is not None:
                 budget.charge(run, key, kept.bytes)
                 count += 1
-    return count
+            notes += [f"log tail of {name}/{container} {note}" for note in kept.notes]
+    return KeptLogs(count, tuple(notes))
 
 
 def keep_run_end(
     kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
-    pods: Iterable[Mapping[str, Any]], namespace: str, *, stopped: str | None = None,
-) -> int:
+    pods: Iterable[Mapping[str, Any]], namespace: str, stopped: str | None = None,
+) -> KeptLogs:
     """The run just ended (`stopped`, why, if it was cut short): keep what
     failed said before its namespace goes, and drop the runs beyond the ones
-    kept. How many log tails were kept."""
-    count = harvest_logs(kube, store, budget, owner, run, pods, namespace, stopped=stopped)
+    kept."""
+    kept = harvest_logs(kube, store, budget, owner, run, pods, namespace, stopped=stopped)
     try:
         store.prune(owner, run)
     except StoreError as exc:
         log.warning("older results of %s/%s not deleted: %s", owner.namespace, owner.name, exc)
-    return count
+    return kept

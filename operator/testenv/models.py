@@ -606,6 +606,7 @@ class RunResults(Model):
     store: str = Field(description="Where the files are: configmap or s3.")
     endpoint: str | None = Field(default=None, description="The S3 endpoint; `testenv results` fetches from it only.")
     logs: int = Field(default=0, description="Log tails kept of containers that failed.")
+    notes: list[str] = Field(default_factory=list, description="Log tails that were not kept, and why.")
     expired: bool = Field(default=False, description="Deleted: resultsRetentionSeconds passed.")
 
 

@@ -63,6 +63,8 @@ class Observed:
     stub_checks: Mapping[str, SuiteStatus] = field(default_factory=dict)
     # Log tails of failed containers this run kept in the results store.
     logs_kept: int = 0
+    # What was not kept of them, and why.
+    log_notes: tuple[str, ...] = ()
     # The configured pull Secrets as read in the operator's namespace; None: not found.
     pull_secrets: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     # The environment's pods and the Warning Events of its namespace, slimmed.

@@ -603,16 +603,19 @@ class _Planner:
 
     def _counts_and_results(self, status: TestEnvironmentStatus) -> None:
         """The run's counts, and where what it kept is listed."""
-        suites, settings, logs_kept = status.tests, self.settings, self.observed.logs_kept
+        suites, settings = status.tests, self.settings
+        logs_kept, log_notes = self.observed.logs_kept, self.observed.log_notes
         status.summary = sum((Counts(passed=s.passed, failed=s.failed, skipped=s.skipped) for s in suites), Counts())
         status.test_counts = f"{status.summary.passed}/{status.summary.failed}" if self.spec.tests else None
-        if status.results is None and (any(s.results for s in suites) or logs_kept):
+        if status.results is None and (any(s.results for s in suites) or logs_kept or log_notes):
             owner = Owner(namespace=self.env.namespace, name=self.env.name, uid=self.env.uid)
             s3 = settings.results_store == "s3"
             status.results = RunResults(index=index_name(owner, status.run), store=settings.results_store,
                                         endpoint=settings.results_s3_endpoint if s3 else None)
         if status.results is not None and logs_kept:
             status.results.logs = logs_kept
+        if status.results is not None and log_notes:
+            status.results.notes = list(log_notes)
 
     def _phase(self, status: TestEnvironmentStatus) -> tuple[Phase, str]:
         """Where the run is, from its components, seeds and suites."""

@@ -31,7 +31,7 @@ from .diagnose import (
     rejected_apply,
     wants_log,
 )
-from .harvest import RunBudget, harvest_job, keep_run_end
+from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
 from .kube import Kube
 from .models import (
     FINISHED_PHASES,
@@ -75,7 +75,7 @@ class Memory:
     rejected: dict[PodOwner, tuple[str, str, str, datetime]] = field(default_factory=dict)
     # Seed Jobs whose pods' results were kept; log tails kept, by run.
     harvested: set[str] = field(default_factory=set)
-    logs_kept: dict[int, int] = field(default_factory=dict)
+    logs_kept: dict[int, KeptLogs] = field(default_factory=dict)
     run_budget: RunBudget | None = None
 
     def last_status(self, body_status: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -236,6 +236,7 @@ def _with_inputs(
 ) -> Observed:
     """What nothing watches (copy sources, borrowed and pull Secrets: read
     only for a valid spec), and what earlier passes read of this run."""
+    kept_logs = memory.logs_kept.get(run, KeptLogs())
     return replace(
         observed,
         copy_sources=_copy_sources(spec, generation, kube, memory, settings) if valid else {},
@@ -243,7 +244,8 @@ def _with_inputs(
         pull_secrets=_pull_secrets(settings, kube) if valid else {},
         results=memory.results_of(run),
         stub_checks=memory.stub_checks_of(run),
-        logs_kept=memory.logs_kept.get(run, 0),
+        logs_kept=kept_logs.count,
+        log_notes=kept_logs.notes,
     )
 
 
@@ -300,12 +302,12 @@ def _keep_results_at_run_end(this: _Pass, result: Plan) -> Plan:
     # A run cut short deletes its running Jobs next: what they said so far goes first.
     stopped = f"still running when the run ended {status.phase}: {status.message}" if status.phase in (
         Phase.TIMED_OUT, Phase.ERROR) else None
-    memory.logs_kept[run] = keep_run_end(
+    kept = memory.logs_kept[run] = keep_run_end(
         this.kube, this.store, this.budget(), this.owner, run, this.observed.pods, this.env.target_namespace,
         stopped=stopped)
-    if not memory.logs_kept[run]:
+    if not (kept.count or kept.notes):
         return result
-    this.observed = replace(this.observed, logs_kept=memory.logs_kept[run])
+    this.observed = replace(this.observed, logs_kept=kept.count, log_notes=kept.notes)
     return this.plan()
 
 

@@ -71,6 +71,7 @@ class LogTail(Model):
     key: str | None = None
     url: str | None = None
     bytes: int = 0
+    notes: list[str] = Field(default_factory=list)
 
 
 class RunIndex(Model):

@@ -249,6 +249,8 @@ class ResultsStore:
             self._index(owner, run, index_entry_name(kept), kept)
         except StoreError as exc:
             log.warning("log tail of %s/%s not kept: %s", tail.pod, tail.container, exc)
+            kept.key, kept.url, kept.bytes = None, None, 0
+            kept.notes.append(f"not kept: {exc}")
         return kept
 
     def prune(self, owner: Owner, run: int) -> None:

@@ -248,3 +248,15 @@ def test_results_are_forgotten_once_the_retention_passes() -> None:
     again = run_plan(make_spec(datastores=[REDIS], **spec), previous=later.status, observed=observed,
                      now=NOW + timedelta(seconds=retention + 5))
     assert not again.forget_results  # once
+
+
+def test_log_tails_not_kept_are_noted_on_the_runs_results() -> None:
+    spec = {"tests": [suite("unit")]}
+    p, observed = at_testing_start(spec)
+    observed = replace(with_jobs(observed, job_seen("unit", JobPhase.FAILED),
+                                 results={"unit-r1": suite_result([], JobPhase.FAILED)}),
+                       logs_kept=1, log_notes=("log tail of unit-r1-0-a/tests not kept: the bucket is full",))
+    ended = run_plan(make_spec(datastores=[REDIS], **spec), previous=p.status, observed=observed)
+    assert ended.status.results is not None
+    assert (ended.status.results.logs, ended.status.results.notes) == (
+        1, ["log tail of unit-r1-0-a/tests not kept: the bucket is full"])

@@ -314,7 +314,7 @@ def test_a_failed_containers_log_tail_is_kept_cut_to_its_end(kube, store, bodies
     kube.logs[(TARGET, "api-1", "api", True)] = long_log  # restarted: its previous instance failed
     restarted = pod("api-1", phase="Running", containerStatuses=[
         running("api", restartCount=1, lastState={"terminated": {"exitCode": 1, "reason": "Error"}})])
-    assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 1, [restarted], TARGET) == 1  # type: ignore[arg-type]
+    assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 1, [restarted], TARGET).count == 1  # type: ignore[arg-type]
     kept = bodies.bodies[log_key(OWNER, 1, pod="api-1", container="api")]
     assert kept == b"[... the first 100 bytes cut]\n" + b"y" * LOG_TAIL_BYTES
     assert [(t.pod, t.container, t.reason) for t in index_of(kube).logs] == [
@@ -325,8 +325,18 @@ def test_a_log_that_cannot_be_read_or_is_over_the_cap_is_not_kept(kube, store, b
     kube.logs[(TARGET, "api-1", "api", False)] = b"boom\n"
     pods = [pod("api-1", containerStatuses=[terminated("api", 1)]),
             pod("gone-1", containerStatuses=[terminated("gone", 1)])]  # its log is gone (404)
-    assert harvest_logs(kube, store, RunBudget(limit=2), OWNER, 1, pods, TARGET) == 0  # type: ignore[arg-type]
-    assert bodies.bodies == {}
+    kept = harvest_logs(kube, store, RunBudget(limit=2), OWNER, 1, pods, TARGET)  # type: ignore[arg-type]
+    assert kept.count == 0 and bodies.bodies == {}
+    # Cut by the cap is said where a developer looks; a log that is gone is the pod's reason already.
+    assert kept.notes == ("log tail of api-1/api not kept: the run's results are over the 2 B cap",)
+
+
+def test_a_log_tail_the_store_cannot_keep_is_a_note(kube) -> None:
+    store = ResultsStore(kube, Unusable("s3", "the bucket is full"), keep_runs=2)  # type: ignore[arg-type]
+    kube.logs[(TARGET, "api-1", "api", False)] = b"boom\n"
+    failed = pod("api-1", containerStatuses=[terminated("api", 1)])
+    kept = harvest_logs(kube, store, RunBudget(10**6), OWNER, 1, [failed], TARGET)  # type: ignore[arg-type]
+    assert (kept.count, kept.notes) == (0, ("log tail of api-1/api not kept: the bucket is full",))
 
 
 def test_a_stopped_run_keeps_the_log_tails_of_its_own_running_seeds_and_suites_only(kube, store, bodies) -> None:
@@ -340,7 +350,7 @@ def test_a_stopped_run_keeps_the_log_tails_of_its_own_running_seeds_and_suites_o
     service = {**pod("api-7f9c", phase="Running", containerStatuses=[running("api")]),
                "metadata": {"name": "api-7f9c", "labels": {"testenv.dev/kind": "service"}}}
     pods = [this_run, older_run, service]
-    assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 2, pods, TARGET, stopped="stopped") == 1  # type: ignore[arg-type]
+    assert harvest_logs(kube, store, RunBudget(10**6), OWNER, 2, pods, TARGET, stopped="stopped").count == 1  # type: ignore[arg-type]
     assert bodies.bodies == {log_key(OWNER, 2, pod="e2e-r2-0-a", container="tests"): b"test_slow ... still going\n"}
     assert [(t.pod, t.container, t.reason) for t in index_of(kube, run=2).logs] == [("e2e-r2-0-a", "tests", "stopped")]
 
@@ -378,8 +388,8 @@ def test_a_prune_that_fails_is_logged_and_the_log_tails_still_count(kube, store,
     kube.delete_refusal = refused(403, "Forbidden")
     failed = pod("api-1", containerStatuses=[terminated("api", 1)])
     with caplog.at_level(logging.WARNING, logger="testenv.harvest"):
-        count = keep_run_end(kube, store, RunBudget(10**6), OWNER, 1, [failed], TARGET)  # type: ignore[arg-type]
-    assert count == 1 and list(bodies.bodies) == [log_key(OWNER, 1, pod="api-1", container="api")]
+        kept = keep_run_end(kube, store, RunBudget(10**6), OWNER, 1, [failed], TARGET)  # type: ignore[arg-type]
+    assert kept.count == 1 and list(bodies.bodies) == [log_key(OWNER, 1, pod="api-1", container="api")]
     assert "older results of ci/pr-1 not deleted: results ConfigMaps in ci could not be deleted: 403 Forbidden" \
         in caplog.text
 

@@ -347,7 +347,10 @@ def results(
         raise CliError(f"no results are kept for run {wanted} of {ns}/{name}{expired}; {where}")
     out = _console()
     out.print(display.results_table(index))
-    if notes := display.results_notes(index):
+    notes = display.results_notes(index)
+    if status.results is not None and wanted == status.run:
+        notes += [f"  {note}" for note in status.results.notes]  # what the index cannot list: tails not kept
+    if notes:
         out.print("notes:\n" + "\n".join(notes), markup=False)
     if junit is not None:
         # An earlier run's suites are known from its reports only.
