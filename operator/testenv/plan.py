@@ -611,7 +611,7 @@ class _Planner:
             owner = Owner(namespace=self.env.namespace, name=self.env.name, uid=self.env.uid)
             s3 = settings.results_store == "s3"
             status.results = RunResults(index=index_name(owner, status.run), store=settings.results_store,
-                                        endpoint=settings.results_s3_endpoint if s3 else None)
+                                        endpoint=settings.results_download_endpoint() if s3 else None)
         if status.results is not None and logs_kept:
             status.results.logs = logs_kept
         if status.results is not None and log_notes:
@@ -806,7 +806,7 @@ class _Planner:
             self._wake_at(started + timedelta(seconds=lifecycle.active_deadline_seconds))
         status.expires_at = _ts(expires) if expires else None
         if status.results and not status.results.expired and finished:
-            forget = finished + timedelta(seconds=settings.results_retention_seconds)
+            forget = finished + timedelta(seconds=settings.results_retention())
             if now >= forget:
                 self.plan.forget_results, status.results.expired = True, True
             else:

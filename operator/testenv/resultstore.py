@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from .build.common import LABEL_ENV_NAME, LABEL_ENV_UID, LABEL_MANAGED_BY, LABEL_RUN, MANAGED_BY, label_value
-from .kube import Kube
 from .models import GROUP, KIND, VERSION
 from .results import (
     CHUNKS_ANNOTATION,
@@ -37,12 +36,23 @@ from .results import (
     index_name,
 )
 from .s3store import MAX_PRESIGN_SECONDS, S3Config, S3Store, StoreError
-
-__all__ = ["Bodies", "ConfigMapBodies", "MemoryBodies", "ResultsStore", "S3Bodies", "StoreError", "Unusable",
-           "bodies_for"]
 from .settings import Settings
 
+__all__ = ["Bodies", "ConfigMapApi", "ConfigMapBodies", "MemoryBodies", "ResultsStore", "S3Bodies", "StoreError",
+           "Unusable", "bodies_for"]
+
 log = logging.getLogger(__name__)
+
+
+class ConfigMapApi(Protocol):
+    """What the results store asks of the Kubernetes API (kube.Kube is one):
+    ConfigMaps beside the TestEnvironment for the index and, by default, the
+    bodies. Unit tests give the store an API of their own."""
+
+    def upsert_config_map(self, body: dict[str, Any], owner_label: tuple[str, str]) -> None: ...
+
+    def delete_config_maps(self, *, namespace: str, selector: str) -> None: ...
+
 
 class Bodies(Protocol):
     kind: str
@@ -82,7 +92,7 @@ def _selector(owner: Owner, keep_runs: Collection[int], role: str) -> str:
     return ",".join(parts)
 
 
-def _upsert(kube: Kube, owner: Owner, body: dict[str, Any]) -> None:
+def _upsert(kube: ConfigMapApi, owner: Owner, body: dict[str, Any]) -> None:
     name = body["metadata"]["name"]
     try:
         kube.upsert_config_map(body, owner_label=(LABEL_ENV_UID, owner.uid))
@@ -94,7 +104,7 @@ def _upsert(kube: Kube, owner: Owner, body: dict[str, Any]) -> None:
                          " (a quota on ConfigMaps, or the operator's RBAC)") from None
 
 
-def _delete(kube: Kube, owner: Owner, keep_runs: Collection[int], role: str) -> None:
+def _delete(kube: ConfigMapApi, owner: Owner, keep_runs: Collection[int], role: str) -> None:
     try:
         kube.delete_config_maps(namespace=owner.namespace, selector=_selector(owner, keep_runs, role))
     except ApiException as exc:
@@ -106,7 +116,7 @@ def _delete(kube: Kube, owner: Owner, keep_runs: Collection[int], role: str) -> 
 class ConfigMapBodies:
     kind = "configmap"
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: ConfigMapApi) -> None:
         self.kube = kube
 
     def put(self, owner: Owner, run: int, key: str, data: bytes) -> str | None:
@@ -183,7 +193,7 @@ class Unusable:
         return None
 
 
-def bodies_for(settings: Settings, kube: Kube) -> Bodies:
+def bodies_for(settings: Settings, kube: ConfigMapApi) -> Bodies:
     if settings.results_store == "s3":
         if not (settings.results_s3_access_key_id and settings.results_s3_secret_access_key):
             # Never boto3's own credential chain: it may ask a cloud's metadata
@@ -192,6 +202,7 @@ def bodies_for(settings: Settings, kube: Kube) -> Bodies:
                             "Secret with accessKeyId and secretAccessKey")
         config = S3Config(
             endpoint=settings.results_s3_endpoint,
+            public_endpoint=settings.results_s3_public_endpoint,
             bucket=settings.results_s3_bucket,
             region=settings.results_s3_region,
             prefix=settings.results_s3_prefix,
@@ -199,7 +210,7 @@ def bodies_for(settings: Settings, kube: Kube) -> Bodies:
             secret_access_key=settings.results_s3_secret_access_key,
         )
         try:
-            return S3Bodies(S3Store(config), settings.results_retention_seconds)
+            return S3Bodies(S3Store(config), settings.results_retention())
         except StoreError as exc:
             return Unusable("s3", str(exc))
     return ConfigMapBodies(kube)
@@ -208,7 +219,7 @@ def bodies_for(settings: Settings, kube: Kube) -> Bodies:
 class ResultsStore:
     """Keeps attempts and log tails, and the run's index that lists them."""
 
-    def __init__(self, kube: Kube, bodies: Bodies, keep_runs: int) -> None:
+    def __init__(self, kube: ConfigMapApi, bodies: Bodies, keep_runs: int) -> None:
         self.kube = kube
         self.bodies = bodies
         self.keep_runs = keep_runs
@@ -233,6 +244,8 @@ class ResultsStore:
             try:
                 kept.url = self.bodies.put(owner, run, key, archive)
                 kept.key, kept.bytes = key, len(archive)
+                log.info("kept %s of %s/%s run %d (%d bytes); listing it", key, owner.namespace, owner.name, run,
+                         len(archive))
             except StoreError as exc:
                 kept.notes.append(f"not kept: {exc}")
         try:

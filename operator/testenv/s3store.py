@@ -17,11 +17,12 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from .settings import S3_LINK_MAX_SECONDS
+
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
 
-# SigV4 refuses a presigned URL that lives longer than a week.
-MAX_PRESIGN_SECONDS = 7 * 86400
+MAX_PRESIGN_SECONDS = S3_LINK_MAX_SECONDS
 # DeleteObjects takes at most this many keys a request.
 DELETE_BATCH = 1000
 CONNECT_TIMEOUT_SECONDS = 5
@@ -56,6 +57,8 @@ class S3Config:
     access_key_id: str = ""
     secret_access_key: str = ""
     presign_seconds: int = MAX_PRESIGN_SECONDS
+    # Where download links point, when clients reach the server elsewhere.
+    public_endpoint: str = ""
 
 
 class S3Store:
@@ -83,22 +86,30 @@ class S3Store:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        try:
-            # A session of its own: boto3's default session is not thread-safe.
-            self._client: S3Client = boto3.session.Session().client(
-                "s3",
-                endpoint_url=config.endpoint,
-                region_name=config.region,
-                config=client_config,
-                # None, not "": boto3's own chain then finds the credentials.
-                aws_access_key_id=config.access_key_id or None,
-                aws_secret_access_key=config.secret_access_key or None,
-            )
-        except ValueError as error:
-            raise StoreError(
-                f"the results store endpoint {config.endpoint!r} is not usable ({error}); "
-                "set config.resultsS3Endpoint to a URL such as https://s3.example.com"
-            ) from error
+        # A session of its own: boto3's default session is not thread-safe.
+        session = boto3.session.Session()
+
+        def client_for(endpoint: str, value: str) -> S3Client:
+            try:
+                return session.client(
+                    "s3",
+                    endpoint_url=endpoint,
+                    region_name=config.region,
+                    config=client_config,
+                    # None, not "": boto3's own chain then finds the credentials.
+                    aws_access_key_id=config.access_key_id or None,
+                    aws_secret_access_key=config.secret_access_key or None,
+                )
+            except ValueError as error:
+                raise StoreError(
+                    f"the results store endpoint {endpoint!r} is not usable ({error}); "
+                    f"set config.{value} to a URL such as https://s3.example.com"
+                ) from error
+
+        self._client: S3Client = client_for(config.endpoint, "resultsS3Endpoint")
+        # Signing is done here, offline: the link carries the host it was signed for.
+        self._signer = client_for(config.public_endpoint, "resultsS3PublicEndpoint") if config.public_endpoint \
+            else self._client
 
     def put(self, key: str, data: bytes) -> None:
         name = self._base + key
@@ -157,7 +168,7 @@ class S3Store:
             raise ValueError(f"a presigned URL lives 1 to {MAX_PRESIGN_SECONDS} seconds (SigV4), not {seconds}")
         name = self._base + key
         try:
-            return self._client.generate_presigned_url(
+            return self._signer.generate_presigned_url(
                 "get_object", Params={"Bucket": self._config.bucket, "Key": name}, ExpiresIn=seconds
             )
         except (BotoCoreError, ClientError) as error:

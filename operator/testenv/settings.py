@@ -5,16 +5,22 @@ Every value here is a chart value too (charts/testenv-operator/values.yaml).
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .build.copies import SecretRule
 from .build.placement import PodPlacement, Toleration
 from .build.results import Collector
 from .models import Engine
+
+log = logging.getLogger(__name__)
+
+# SigV4 refuses a presigned URL that lives longer than a week.
+S3_LINK_MAX_SECONDS = 7 * 86400
 
 SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)]
 
@@ -83,6 +89,10 @@ class Settings(BaseSettings):
     # extra server); "s3": an S3-compatible bucket (results_s3_*).
     results_store: Literal["configmap", "s3"] = "configmap"
     results_s3_endpoint: str = ""
+    # Where clients outside the cluster (CI runners, `testenv results`) reach
+    # the bucket, when not at results_s3_endpoint (an in-cluster Service name,
+    # say). Download links are signed for this host.
+    results_s3_public_endpoint: str = ""
     results_s3_bucket: str = ""
     results_s3_region: str = "us-east-1"
     results_s3_prefix: str = "testenv"
@@ -111,6 +121,24 @@ class Settings(BaseSettings):
     namespace_prefix: str = "te"
     field_manager: str = "testenv-operator"
 
+
+    @model_validator(mode="after")
+    def _say_when_retention_is_cut(self) -> Settings:
+        if self.results_retention() < self.results_retention_seconds:
+            log.warning("results_retention_seconds %d is longer than an S3 download link can last; results in the "
+                        "bucket are kept %d seconds (7 days)", self.results_retention_seconds, S3_LINK_MAX_SECONDS)
+        return self
+
+    def results_retention(self) -> int:
+        """Seconds results are kept after their run. A bucket's are fetched
+        through links SigV4 lets live a week at most: kept longer, they could
+        not be fetched, so they are not."""
+        if self.results_store == "s3":
+            return min(self.results_retention_seconds, S3_LINK_MAX_SECONDS)
+        return self.results_retention_seconds
+
+    def results_download_endpoint(self) -> str:
+        return self.results_s3_public_endpoint or self.results_s3_endpoint
 
     def queues(self) -> bool:
         """Whether a concurrency limit is set, so that environments may wait in Queued."""

@@ -108,6 +108,22 @@ def test_presigned_get_fetches_the_bytes_without_the_secret(
     assert httpx.get(url.replace("report.html", "other.html"), timeout=10).status_code == 403
 
 
+def test_links_are_signed_for_the_public_endpoint_and_fetch_there(s3_server: S3Server, run_prefix: str) -> None:
+    """The operator uploads to one address (in a cluster, a Service name) and
+    CI fetches from another: the link carries, and is signed for, the second."""
+    port = s3_server.endpoint.rsplit(":", 1)[1]
+    inside, outside = f"http://127.0.0.1:{port}", f"http://localhost:{port}"
+    store = S3Store(_config(s3_server, endpoint=inside, public_endpoint=outside))
+    blob = os.urandom(4096)
+    store.put(run_prefix + "shot.png", blob)
+    url = store.presigned_get(run_prefix + "shot.png")
+    assert url.startswith(outside + "/")
+    answer = httpx.get(url, timeout=10)
+    assert (answer.status_code, answer.content) == (200, blob)
+    # Signed for its host: the same link sent to the other address is refused.
+    assert httpx.get(url.replace(outside, inside), timeout=10).status_code == 403
+
+
 def test_presigned_get_refuses_a_lifetime_sigv4_cannot_sign(store: S3Store) -> None:
     with pytest.raises(ValueError, match="604800"):
         store.presigned_get("k", seconds=MAX_PRESIGN_SECONDS + 1)

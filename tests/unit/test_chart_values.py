@@ -141,6 +141,8 @@ def test_ci_values_satisfy_the_schema() -> None:
         {"config": {"podTolerations": [{"key": "dedicated", "tolerance": "high"}]}},
         {"config": {"imagePullSecrets": [{"name": "regcred"}]}},
         {"config": {"imagePullSecrets": ["Not_A_Secret"]}},
+        # Kept longer than the week a download link can live, a bucket's results could not be fetched.
+        {"config": {"resultsStore": "s3", "resultsRetentionSeconds": 8 * 86400}},
     ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
@@ -181,3 +183,9 @@ def test_default_image_is_the_one_the_dockerfile_documents() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert f"{VALUES['image']['repository']}:{chart['appVersion']}" in dockerfile
+
+
+def test_a_long_retention_is_fine_for_configmaps_and_a_week_for_a_bucket() -> None:
+    jsonschema.validate(merged(VALUES, {"config": {"resultsRetentionSeconds": 30 * 86400}}), SCHEMA)
+    jsonschema.validate(merged(VALUES, {"config": {"resultsStore": "s3", "resultsRetentionSeconds": 7 * 86400}}),
+                        SCHEMA)

@@ -260,3 +260,17 @@ def test_log_tails_not_kept_are_noted_on_the_runs_results() -> None:
     assert ended.status.results is not None
     assert (ended.status.results.logs, ended.status.results.notes) == (
         1, ["log tail of unit-r1-0-a/tests not kept: the bucket is full"])
+
+
+def test_a_buckets_results_are_kept_no_longer_than_their_download_links_live() -> None:
+    week = 7 * 86400
+    month = SETTINGS.model_copy(update={"results_retention_seconds": 30 * 86400})
+    assert month.results_retention() == 30 * 86400
+    assert month.model_copy(update={"results_store": "s3"}).results_retention() == week
+
+
+def test_links_point_where_clients_reach_the_bucket() -> None:
+    inside = SETTINGS.model_copy(update={"results_store": "s3", "results_s3_endpoint": "http://seaweedfs.storage:8333"})
+    assert inside.results_download_endpoint() == "http://seaweedfs.storage:8333"
+    outside = inside.model_copy(update={"results_s3_public_endpoint": "https://results.example.com"})
+    assert outside.results_download_endpoint() == "https://results.example.com"
