@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
 from .build.common import LABEL_RUN
 from .collect import COLLECTOR_CONTAINER, MAX_TOTAL_BYTES, CollectError, human_size, unframe, unpack
-from .kube import Kube
 from .observe import JobObservation
 from .results import (
     LOG_TAIL_BYTES,
@@ -31,6 +30,15 @@ from .results import (
     shard_and_attempt,
 )
 from .resultstore import ResultsStore, StoreError
+
+
+class LogApi(Protocol):
+    """What harvesting asks of the Kubernetes API (kube.Kube is one): logs."""
+
+    def read_log(
+        self, *, namespace: str, pod: str, container: str, tail_lines: int | None = None, previous: bool = False,
+    ) -> bytes: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ def _has_collector(pod: Mapping[str, Any]) -> bool:
     return any(c.get("name") == COLLECTOR_CONTAINER for c in (pod.get("spec") or {}).get("initContainers") or [])
 
 
-def _read_attempt(kube: Kube, *, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
+def _read_attempt(kube: LogApi, *, namespace: str, pod: str) -> tuple[bytes | None, Any, dict[str, bytes], list[str]]:
     """(archive, manifest, files, notes) of one pod's collector. An API
     error that may pass (a kubelet that is busy, 429, 5xx) is raised: the
     reconcile is tried again, and the suite waits for its results."""
@@ -100,7 +108,7 @@ def _read_attempt(kube: Kube, *, namespace: str, pod: str) -> tuple[bytes | None
 
 
 def harvest_job(
-    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    kube: LogApi, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
     job: JobObservation, pods: Iterable[Mapping[str, Any]], *, namespace: str,
 ) -> dict[str, AttemptResults]:
     """Each finished pod's attempt, kept and indexed, by pod name."""
@@ -165,7 +173,7 @@ class KeptLogs:
 
 
 def harvest_logs(
-    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    kube: LogApi, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
     pods: Iterable[Mapping[str, Any]], namespace: str, *, stopped: str | None = None,
 ) -> KeptLogs:
     """Keep the last LOG_TAIL_BYTES of every failed container's log, and,
@@ -199,7 +207,7 @@ def harvest_logs(
 
 
 def keep_run_end(
-    kube: Kube, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
+    kube: LogApi, store: ResultsStore, budget: RunBudget, owner: Owner, run: int,
     pods: Iterable[Mapping[str, Any]], namespace: str, stopped: str | None = None,
 ) -> KeptLogs:
     """The run just ended (`stopped`, why, if it was cut short): keep what

@@ -196,21 +196,22 @@ def test_a_failing_suites_report_artifacts_and_log_outlive_its_namespace(
 
 
 def test_an_operator_killed_while_collecting_loses_nothing(
-    cluster, batch, images, namespace, environments, start_operator, tmp_path,
+    cluster, images, namespace, environments, start_operator, tmp_path,
 ) -> None:
-    """SIGKILL the operator the moment the suites' Jobs have ended (when it
-    reads and keeps their results), start another: every result is there
-    once, and the counts are right."""
+    """SIGKILL the operator in the middle of collecting: the moment it logs
+    that it stored a suite attempt's archive (what follows, listing it and
+    keeping the rest, not yet done). Another operator starts: every result
+    is there once, the counts are right, and the failure's message and log
+    tail reach the user."""
     operator = start_operator()
     environments.apply("killed", spec(images))
     environments.created.append("killed")
-    status = wait_for(lambda: environments.status("killed").get("namespace"), timeout=60, what="a namespace")
+    wait_for(lambda: environments.status("killed").get("namespace"), timeout=60, what="a namespace")
 
-    def jobs_ended() -> bool:
-        found = batch.list_namespaced_job(status, label_selector="testenv.dev/kind=test").items
-        return len(found) == 2 and all(j.status.succeeded or j.status.failed for j in found)
+    def storing_a_suite() -> bool:
+        return any("] kept " in line and "/test-" in line for line in operator.logs().splitlines())
 
-    wait_for(jobs_ended, timeout=300, what="both suites' Jobs ended", interval=0.05)
+    wait_for(storing_a_suite, timeout=300, what="the operator storing a suite's results", interval=0.01)
     operator.kill()
     start_operator()
     final = environments.wait_phase("killed", "Failed", timeout=180)
@@ -224,6 +225,11 @@ def test_an_operator_killed_while_collecting_loses_nothing(
     # One attempt each, kept once however often it was read.
     attempts = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").glob("test-*/shard-*/attempt-*"))
     assert attempts == ["test-checkout/shard-0/attempt-0", "test-health/shard-0/attempt-0"]
+    report = cli(cluster, "results", "killed", "-n", namespace, "--junit", str(tmp_path / "killed.xml"), "--logs")
+    assert report.returncode == 0, report.stdout + report.stderr
+    failure = cases(tmp_path / "killed.xml")["checkout.test_pay::test_declines"].find("failure")
+    assert failure is not None and failure.get("message") == FAILURE_MESSAGE and STACK_LINE in (failure.text or "")
+    assert LOG_LINE in report.stdout
 
 
 def test_results_go_to_an_s3_bucket_and_come_back_after_the_namespace(
