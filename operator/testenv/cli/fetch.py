@@ -5,17 +5,22 @@ again: the CLI trusts what it fetches no more than the operator did."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..collect import MAX_TOTAL_BYTES, CollectError, is_report, unpack
-from ..results import AttemptResults, LogTail, Owner, RunIndex, index_name, last_attempts, run_index
+from ..collect import MAX_TOTAL_BYTES, CollectError, Manifest, is_report, unpack
+from ..results import AttemptResults, LogTail, Owner, RunIndex, capped, index_name, last_attempts, run_index
 from .cluster import CliError, Environments, fetch_url
 
 # Names of kinds, components and pods: what may become a directory's name.
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # fullmatch: "$" would let a trailing newline in
+KINDS = ("test", "seed")
+MAX_SKIPS_SHOWN = 20
 
 
 def kept_run(envs: Environments, owner: Owner, run: int, endpoint: str | None = None) -> RunIndex | None:
@@ -40,15 +45,18 @@ def body(envs: Environments, index: RunIndex, entry: AttemptResults | LogTail) -
     return envs.results_body(index.namespace, entry.key)
 
 
-def _files(envs: Environments, index: RunIndex, attempt: AttemptResults) -> dict[str, bytes]:
+def _unpacked(envs: Environments, index: RunIndex, attempt: AttemptResults) -> tuple[Manifest, dict[str, bytes]]:
     archive = body(envs, index, attempt)
     if archive is None:
-        return {}
+        return Manifest(), {}
     try:
-        _, files = unpack(archive, max_total_bytes=MAX_TOTAL_BYTES)
+        return unpack(archive, max_total_bytes=MAX_TOTAL_BYTES)
     except CollectError as exc:
         raise CliError(f"the kept results of {attempt.component} ({attempt.label}) cannot be read: {exc}") from None
-    return files
+
+
+def _files(envs: Environments, index: RunIndex, attempt: AttemptResults) -> dict[str, bytes]:
+    return _unpacked(envs, index, attempt)[1]
 
 
 def suite_reports(envs: Environments, index: RunIndex) -> dict[str, list[tuple[str, bytes]]]:
@@ -66,39 +74,159 @@ def suite_reports(envs: Environments, index: RunIndex) -> dict[str, list[tuple[s
     return reports
 
 
-def _inside(root: Path, relative: str) -> Path:
-    """root/relative, refusing anything that would land outside root."""
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise CliError(f"refusing to write {relative!r}: it is outside {root}")
-    return target
+def _name_problem(**names: str) -> str | None:
+    """Why names from the index cannot be part of a local path (None: they can)."""
+    for field, value in names.items():
+        if not NAME.fullmatch(value):
+            return f"its {field} {value!r} is not a Kubernetes name"
+    return None
 
 
-def _write(directory: Path, relative: str, data: bytes) -> Path:
-    target = _inside(directory, relative)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    except OSError as exc:
-        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return target
+def _path_problem(relative: str) -> str | None:
+    """Why a relative path cannot be written as it is (unpack and NAME refuse these already: a last check)."""
+    if "\x00" in relative:
+        return "its name holds a NUL character"
+    if "\\" in relative:
+        return "its name holds a backslash"
+    if relative.startswith("/"):
+        return "an absolute path"
+    parts = relative.split("/")
+    if ".." in parts:
+        return "its path holds a '..' component"
+    if any(part in ("", ".") for part in parts):
+        return "its path holds an empty or '.' component"
+    return None
+
+
+class _Writer:
+    """Files written under one directory, never outside it, each at most once;
+    what could not be written is kept, with why, for one message at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.root = directory.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise CliError(f"cannot write under {directory}: {getattr(exc, 'strerror', None) or exc}") from None
+        # (device, inode) -> where it was written from: a second write there is a duplicate,
+        # whatever the name (a case-insensitive file system's two spellings of one name included).
+        self.written: dict[tuple[int, int], str] = {}
+        self.count = 0
+        self.skipped: list[str] = []
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped.append(f"{what}: {why}")
+
+    def write(self, relative: str, data: bytes, source: str) -> Path | None:
+        """directory/relative, or None (and a skip) when it cannot be written there."""
+        if problem := _path_problem(relative):
+            self.skip(f"{source}: {relative!r}", problem)
+            return None
+        *dirs, name = relative.split("/")
+        try:
+            # Links already in the directory are followed for its directories, which must stay inside it;
+            # the file itself is replaced, never written through (a link or hard link to elsewhere).
+            parent = self.directory.joinpath(*dirs).resolve()
+        except (OSError, RuntimeError) as exc:
+            self.skip(relative, f"its directory cannot be resolved ({getattr(exc, 'strerror', None) or exc})")
+            return None
+        if not parent.is_relative_to(self.root):
+            self.skip(relative, f"it would be written outside {self.directory} (through a link to {parent})")
+            return None
+        target = parent / name
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            self.skip(relative, f"a file stands where one of its directories would be ({source})")
+            return None
+        except OSError as exc:
+            self.skip(relative, f"cannot write {target}: {exc.strerror or exc}")
+            return None
+        try:
+            there = os.stat(target, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self.skip(relative, f"cannot write {target}: {exc.strerror or exc}")
+            return None
+        else:
+            if stat.S_ISDIR(there.st_mode):
+                self.skip(relative, f"a directory stands where it would be ({source})")
+                return None
+            if first := self.written.get((there.st_dev, there.st_ino)):
+                why = "the index lists it twice" if first == source else f"already written from {first}"
+                self.skip(relative, f"{why}; the copy from {source} was not written")
+                return None
+        partial = parent / f".testenv-{secrets.token_hex(8)}.partial"
+        try:
+            with open(partial, "xb") as out:  # O_EXCL: never through a link
+                out.write(data)
+                written = os.fstat(out.fileno())
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            self.skip(relative, f"cannot write {target}: {exc.strerror or exc}")
+            return None
+        self.written[(written.st_dev, written.st_ino)] = source
+        self.count += 1
+        return target
+
+    def done(self) -> None:
+        if self.skipped:
+            lines = "".join(f"\n  {line}" for line in capped(self.skipped, MAX_SKIPS_SHOWN, "skipped"))
+            files = "file" if self.count == 1 else "files"
+            raise CliError(f"wrote {self.count} {files} under {self.directory}, and skipped {len(self.skipped)} "
+                           f"that could not be written there safely:{lines}")
+
+
+def _unpack_skips(manifest: Manifest) -> list[str]:
+    """Unpacking's notes on members it did not take (the archive's own notes are the collector's)."""
+    return [note for note in manifest.notes if note.startswith(("rejected ", "stopped unpacking"))]
 
 
 def write_artifacts(envs: Environments, index: RunIndex, directory: Path) -> Iterator[Path]:
     """Every attempt's files under DIR/<kind>-<name>/shard-<s>/attempt-<a>/, and
-    the log tails under DIR/logs/; yields each file written."""
-    names = [n for a in index.attempts for n in (a.kind, a.component)] + [
-        n for t in index.logs for n in (t.pod, t.container)]
-    if bad := [n for n in names if not NAME.match(n)]:
-        raise CliError(f"the results index names {bad[0]!r}, which is not a Kubernetes name: not the operator's")
+    the log tails under DIR/logs/; yields each file written.
+
+    Nothing is written outside DIR. An entry, member or file that cannot be
+    written safely is skipped and the rest written; then CliError names
+    each one skipped and why."""
+    writer = _Writer(directory)
     for attempt in index.attempts:
+        source = f"{attempt.kind!r} {attempt.component!r} ({attempt.label})"
+        problem = _name_problem(kind=attempt.kind, component=attempt.component)
+        if problem is None and attempt.kind not in KINDS:
+            problem = f"its kind {attempt.kind!r} is neither {' nor '.join(map(repr, KINDS))}"
+        if problem:
+            writer.skip(source, f"{problem}; none of its files were written")
+            continue
+        source = f"{attempt.kind} {attempt.component} ({attempt.label})"
+        try:
+            manifest, files = _unpacked(envs, index, attempt)
+        except CliError as exc:
+            writer.skip(source, exc.message)
+            continue
+        for note in _unpack_skips(manifest):
+            writer.skip(source, note)
         where = f"{attempt.kind}-{attempt.component}/shard-{attempt.shard}/attempt-{attempt.attempt}"
-        for path, data in sorted(_files(envs, index, attempt).items()):
-            yield _write(directory, f"{where}/{path}", data)
+        for path, data in sorted(files.items()):
+            if (written := writer.write(f"{where}/{path}", data, source)) is not None:
+                yield written
     for tail in index.logs:
-        kept = body(envs, index, tail)
-        if kept is not None:
-            yield _write(directory, f"logs/{tail.pod}.{tail.container}.log", kept)
+        source = f"the log tail of {tail.pod!r}/{tail.container!r}"
+        if problem := _name_problem(pod=tail.pod, container=tail.container):
+            writer.skip(source, f"{problem}; it was not written")
+            continue
+        try:
+            kept = body(envs, index, tail)
+        except CliError as exc:
+            writer.skip(source, exc.message)
+            continue
+        if kept is not None and (written := writer.write(f"logs/{tail.pod}.{tail.container}.log", kept,
+                                                         f"the log tail of {tail.pod}/{tail.container}")) is not None:
+            yield written
+    writer.done()
 
 
 def log_tails(envs: Environments, index: RunIndex) -> Iterator[tuple[LogTail, bytes | None]]:
