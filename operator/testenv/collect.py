@@ -486,22 +486,29 @@ class _BoundedGunzip:
         return bytes(out)
 
 
-def _name_problem(name: str) -> str | None:
-    if "\x00" in name:
+def path_problem(relative: str) -> str | None:
+    """Why `relative` cannot be written below a directory as it is, or None."""
+    if "\x00" in relative:
         return "its name holds a NUL character"
-    if "\\" in name:
+    if "\\" in relative:
         return "its name holds a backslash"
-    if name.startswith("/"):
+    if relative.startswith("/"):
         return "an absolute path"
-    parts = name.split("/")
+    parts = relative.split("/")
     if ".." in parts:
         return "its path holds a '..' component"
+    if any(part in ("", ".") for part in parts):
+        return "its path holds an empty or '.' component"
+    return None
+
+
+def _name_problem(name: str) -> str | None:
     if name == MANIFEST_NAME:
         return None
-    if parts[0] + "/" != FILES_PREFIX or len(parts) < 2:
+    if problem := path_problem(name):
+        return problem
+    if not name.startswith(FILES_PREFIX) or name == FILES_PREFIX:
         return f"not under {FILES_PREFIX}"
-    if any(part in ("", ".") for part in parts[1:]):
-        return "its path holds an empty or '.' component"
     return None
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..collect import MAX_TOTAL_BYTES, CollectError, Manifest, is_report, unpack
+from ..collect import MAX_TOTAL_BYTES, CollectError, Manifest, is_report, path_problem, unpack
 from ..results import AttemptResults, LogTail, Owner, RunIndex, capped, index_name, last_attempts, run_index
 from .cluster import CliError, Environments, fetch_url
 
@@ -82,22 +82,6 @@ def _name_problem(**names: str) -> str | None:
     return None
 
 
-def _path_problem(relative: str) -> str | None:
-    """Why a relative path cannot be written as it is (unpack and NAME refuse these already: a last check)."""
-    if "\x00" in relative:
-        return "its name holds a NUL character"
-    if "\\" in relative:
-        return "its name holds a backslash"
-    if relative.startswith("/"):
-        return "an absolute path"
-    parts = relative.split("/")
-    if ".." in parts:
-        return "its path holds a '..' component"
-    if any(part in ("", ".") for part in parts):
-        return "its path holds an empty or '.' component"
-    return None
-
-
 class _Writer:
     """Files written under one directory, never outside it, each at most once;
     what could not be written is kept, with why, for one message at the end."""
@@ -120,7 +104,7 @@ class _Writer:
 
     def write(self, relative: str, data: bytes, source: str) -> Path | None:
         """directory/relative, or None (and a skip) when it cannot be written there."""
-        if problem := _path_problem(relative):
+        if problem := path_problem(relative):  # unpack and NAME refuse these already: a last check
             self.skip(f"{source}: {relative!r}", problem)
             return None
         *dirs, name = relative.split("/")
