@@ -1,7 +1,8 @@
 """The raw baseline: the objects the operator's planner renders (specs.render),
 applied with server-side apply by a plain script, each the moment its
-dependencies' Deployments are ready and its gating seeds have succeeded. No
-status, no Events, no framework: the floor the operator is compared with."""
+dependencies' Deployments are ready and its gating seeds are done (as the
+operator counts them: the seed's container exited 0, or its Job succeeded).
+No status, no Events, no framework: the floor the operator is compared with."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from specs import RAW_MANAGED_BY, Rendered, Staged, render
 from testenv.build.common import LABEL_MANAGED_BY, EnvRef
+from testenv.build.seeds import SEED_CONTAINER
 from testenv.models import JobPhase
-from testenv.observe import job, workload
+from testenv.observe import exited_ok, job, workload
 from testenv.settings import Settings
 
 
@@ -56,6 +58,7 @@ def run_raw(sess: Session, spec: dict[str, Any], count: int, settings: Settings,
     selector = f"{LABEL_MANAGED_BY}={RAW_MANAGED_BY}"
     deployments = Watcher(apps.list_deployment_for_all_namespaces, label_selector=selector, cond=cond)
     jobs = Watcher(batch.list_job_for_all_namespaces, label_selector=selector, cond=cond)
+    pods = Watcher(client.CoreV1Api(sess.api).list_pod_for_all_namespaces, label_selector=selector, cond=cond)
     dynamic = sess.dynamic()
     resources: dict[tuple[str, str], Any] = {}
     for raw in envs.values():
@@ -105,8 +108,10 @@ def run_raw(sess: Session, spec: dict[str, Any], count: int, settings: Settings,
                             continue
                         ready = {c for c, d in raw.rendered.deployments.items()
                                  if (o := deployments.objects.get((ns, d))) and workload(o).ready}
+                        ns_pods = [p for (pns, _), p in pods.objects.items() if pns == ns]
                         done = {s for s, j in raw.rendered.jobs.items()
-                                if (o := jobs.objects.get((ns, j))) and job(o).phase == JobPhase.SUCCEEDED}
+                                if ((o := jobs.objects.get((ns, j))) and job(o).phase == JobPhase.SUCCEEDED)
+                                or exited_ok(ns_pods, job=j, container=SEED_CONTAINER)}
                         if not raw.pending and len(ready) == len(raw.rendered.deployments):
                             raw.ready_at = time.time()
                             continue
@@ -125,5 +130,6 @@ def run_raw(sess: Session, spec: dict[str, Any], count: int, settings: Settings,
     finally:
         deployments.stop()
         jobs.stop()
+        pods.stop()
         if cleanup or errors or any(raw.ready_at is None for raw in envs.values()):
             delete_namespaces(sess.core, list(envs))
