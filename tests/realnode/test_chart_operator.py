@@ -8,8 +8,10 @@ re-run with one real failing test to Failed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -122,8 +124,10 @@ def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, app
         # trace reach the JUnit file CI gets, from the chart's default store.
         wait_for(lambda: _namespace_gone(core, status["namespace"]), timeout=180, what="run 2's namespace collected")
         junit = tmp_path / "shop.xml"
+        artifacts = tmp_path / "artifacts"
         fetched = subprocess.run(
-            [sys.executable, "-m", "testenv.cli", "results", "shop", "-n", namespace, "--junit", str(junit)],
+            [sys.executable, "-m", "testenv.cli", "results", "shop", "-n", namespace, "--junit", str(junit),
+             "--artifacts", str(artifacts), "--logs"],
             env={**os.environ, "KUBECONFIG": cluster.kubeconfig, "PYTHONPATH": str(ROOT / "operator")},
             capture_output=True, text=True, timeout=300)
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr
@@ -134,6 +138,15 @@ def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, app
         assert failure is not None and "to be mailed: not within" in failure.get("message", ""), ET.tostring(failing)
         assert "test_order_saga.py:" in (failure.text or "") and "AssertionError" in failure.text, failure.text
         assert float(failing.get("time")) > 0
+        # The suite's own artifact (the shop's conftest writes a failed test's
+        # whole report to a file) comes back byte for byte: its digest, which
+        # the suite printed in the pod, is in the kept log tail.
+        digests = dict(re.findall(r"artifact (\S+) sha256 ([0-9a-f]{64})", fetched.stdout))
+        assert len(digests) == 1, fetched.stdout
+        [(path, digest)] = digests.items()
+        [kept] = artifacts.glob(f"test-smoke/shard-*/attempt-*/{path}")
+        assert hashlib.sha256(kept.read_bytes()).hexdigest() == digest
+        assert "to be mailed: not within" in kept.read_text()
     finally:
         custom.delete_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "shop")
         wait_for(lambda: not _exists(custom, namespace), timeout=120, what="the environment's deletion", interval=0.5)

@@ -6,9 +6,12 @@ Everything comes from the environment variables the TestEnvironment injects
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -28,6 +31,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     mine = {item.nodeid for i, item in enumerate(ordered) if i % total == index}
     config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in mine])
     items[:] = [item for item in items if item.nodeid in mine]
+
+
+# A failed test's whole report (traceback, captured output and logs) as a
+# file of its own in $TESTENV_RESULTS_DIR, which the operator keeps with the
+# JUnit report: an artifact, as a screenshot or a HAR file would be.
+ARTIFACTS: list[Path] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    out = os.environ.get("TESTENV_RESULTS_DIR")
+    if out and report.when == "call" and report.failed:
+        path = Path(out) / "failures" / (re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid) + ".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sections = "".join(f"\n---- {name} ----\n{text}" for name, text in report.sections)
+        path.write_text(f"{item.nodeid}\n\n{report.longreprtext}\n{sections}")
+        ARTIFACTS.append(path)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each artifact's digest in the log, so a kept copy can be checked against what was written."""
+    for path in ARTIFACTS:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        terminalreporter.write_line(f"artifact {path.relative_to(os.environ['TESTENV_RESULTS_DIR'])} sha256 {digest}")
 
 
 @pytest.fixture(scope="session")

@@ -363,8 +363,9 @@ def results(
     if show_logs:
         for tail, data in fetch.log_tails(envs, index):
             out.print(f"==== {tail.pod}/{tail.container}: {tail.reason}", markup=False)
+            # Verbatim: a log line is never wrapped at the console's width.
             out.print(data.decode("utf-8", errors="replace") if data is not None else "(not kept)", markup=False,
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 # --- logs -------------------------------------------------------------------------------
