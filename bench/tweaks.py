@@ -17,6 +17,9 @@ BENCH_* environment variable:
   BENCH_SIZES=DIR           each SIGUSR2 writes DIR/sizes-<n>.txt: the bytes held by
                             kopf's indexes, its per-object memories and daemon bodies,
                             and by ours (reconcile.Memory, Kube's cache of applied objects)
+  BENCH_MALLOC_TRIM=SECONDS every SECONDS, glibc's malloc_trim(0): hands freed heap
+                            pages back to the OS (with PYTHONMALLOC=malloc, every
+                            object's), to see how much of the RSS it returns
 """
 
 from __future__ import annotations
@@ -152,3 +155,20 @@ async def report_sizes(**_: Any) -> None:
     if directory := os.environ.get("BENCH_SIZES"):
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _sizes_report, Path(directory))
         log.warning("bench tweak: SIGUSR2 writes %s/sizes-<n>.txt", directory)
+
+
+async def _trim_every(seconds: float) -> None:
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+    while True:
+        await asyncio.sleep(seconds)
+        trim(0)
+
+
+@kopf.on.startup()
+async def malloc_trim(**_: Any) -> None:
+    if seconds := float(os.environ.get("BENCH_MALLOC_TRIM", "0") or 0):
+        _TASKS.append(asyncio.get_running_loop().create_task(_trim_every(seconds)))
+        log.warning("bench tweak: malloc_trim(0) every %gs", seconds)
+
+
+_TASKS: list[asyncio.Task[None]] = []
