@@ -597,6 +597,35 @@ def test_helm_upgrade_applies_a_changed_crd_and_uninstall_keeps_it(
         kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
 
 
+def test_uninstall_deletes_the_crd_only_when_asked_with_crds_keep_false(
+    cluster: Cluster, helm_home: Path, tmp_path: Path
+) -> None:
+    """`crds.keep=false` is the way to have uninstall take the CRD (and with it
+    every TestEnvironment): asked for, it does; the default keeps it (above)."""
+    suffix = uuid.uuid4().hex[:6]
+    group, plural, kind = f"t{suffix}.testenv.dev", f"testenvironments{suffix}", f"TestEnvironmentX{suffix}"
+    crd_name = f"{plural}.{group}"
+    release, ns = f"crd-drop-{suffix}", f"t-crd-drop-{suffix}"
+    crd = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
+    crd["metadata"]["name"], crd["spec"]["group"] = crd_name, group
+    crd["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                            "singular": f"testenvironment{suffix}"}
+    chart = _chart_with_crd(tmp_path, crd, "drop")
+    kubectl(cluster, "create", "namespace", ns)
+    try:
+        helm(cluster, helm_home, "install", release, str(chart), "--namespace", ns, "--set", "crds.keep=false")
+        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd_name}")
+        installed = yaml.safe_load(kubectl(cluster, "get", "crd", crd_name, "-o", "yaml").stdout)
+        assert "helm.sh/resource-policy" not in (installed["metadata"].get("annotations") or {})
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s")
+        wait_for(lambda: kubectl(cluster, "get", "crd", crd_name, "-o", "name", check=False).returncode != 0,
+                 timeout=60, interval=0.5, what="the CRD to go with the release")
+    finally:
+        helm(cluster, helm_home, "uninstall", release, "--namespace", ns, "--ignore-not-found", check=False)
+        kubectl(cluster, "delete", "crd", crd_name, "--ignore-not-found", "--wait=false", check=False)
+        kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+
+
 def test_a_crd_that_kubectl_manages_is_left_as_it_is(cluster: Cluster, helm_home: Path, crd: None) -> None:
     """Helm cannot adopt an object another manager made (the test bed's CRD,
     applied by kubectl, or one an earlier chart installed from crds/): the
