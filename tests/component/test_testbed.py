@@ -133,7 +133,9 @@ def test_owned_object_is_garbage_collected_with_its_owner(core, namespace):
 
 
 def test_finished_job_with_ttl_is_removed(batch, namespace):
-    batch.create_namespaced_job(namespace, _job("short", ttl_seconds_after_finished=1))
+    # Not 1 s: completionTime has whole seconds, so a TTL of 1 s may remove the
+    # Job a few milliseconds after it completes, between two looks at it.
+    batch.create_namespaced_job(namespace, _job("short", ttl_seconds_after_finished=5))
     wait_for(lambda: _job_condition(batch, namespace, "short", "Complete"), timeout=60, what="Job Complete")
     wait_for(
         lambda: "short" not in {j.metadata.name for j in batch.list_namespaced_job(namespace).items},
