@@ -531,6 +531,17 @@ def _chart_with_crd(tmp: Path, crd: dict[str, Any], label: str) -> Path:
     return chart
 
 
+def _renamed_crd(suffix: str) -> tuple[dict[str, Any], str, str]:
+    """The generated CRD under a group and names of a test's own, so the test
+    bed's shared CRD (and `kubectl get tenv`) is not touched: (crd, group, kind)."""
+    group, plural, kind = f"t{suffix}.testenv.dev", f"testenvironments{suffix}", f"TestEnvironmentX{suffix}"
+    crd = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
+    crd["metadata"]["name"], crd["spec"]["group"] = f"{plural}.{group}", group
+    crd["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                            "singular": f"testenvironment{suffix}"}
+    return crd, group, kind
+
+
 def test_helm_upgrade_applies_a_changed_crd_and_uninstall_keeps_it(
     cluster: Cluster, helm_home: Path, tmp_path: Path
 ) -> None:
@@ -540,13 +551,9 @@ def test_helm_upgrade_applies_a_changed_crd_and_uninstall_keeps_it(
     then on, where before it pruned it; and uninstalling leaves the CRD and its
     objects."""
     suffix = uuid.uuid4().hex[:6]
-    group, plural, kind = f"t{suffix}.testenv.dev", f"testenvironments{suffix}", f"TestEnvironmentX{suffix}"
-    crd_name = f"{plural}.{group}"
+    old, group, kind = _renamed_crd(suffix)
+    crd_name = old["metadata"]["name"]
     release, ns = f"crd-{suffix}", f"t-crd-{suffix}"
-    old = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
-    old["metadata"]["name"], old["spec"]["group"] = crd_name, group
-    old["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
-                            "singular": f"testenvironment{suffix}"}
     new = yaml.safe_load(yaml.safe_dump(old))
     for version in new["spec"]["versions"]:
         version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["upgradeProbe"] = {
@@ -603,13 +610,9 @@ def test_uninstall_deletes_the_crd_only_when_asked_with_crds_keep_false(
     """`crds.keep=false` is the way to have uninstall take the CRD (and with it
     every TestEnvironment): asked for, it does; the default keeps it (above)."""
     suffix = uuid.uuid4().hex[:6]
-    group, plural, kind = f"t{suffix}.testenv.dev", f"testenvironments{suffix}", f"TestEnvironmentX{suffix}"
-    crd_name = f"{plural}.{group}"
+    crd, _, _ = _renamed_crd(suffix)
+    crd_name = crd["metadata"]["name"]
     release, ns = f"crd-drop-{suffix}", f"t-crd-drop-{suffix}"
-    crd = yaml.safe_load((ROOT / "crds" / "testenvironment.yaml").read_text())
-    crd["metadata"]["name"], crd["spec"]["group"] = crd_name, group
-    crd["spec"]["names"] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
-                            "singular": f"testenvironment{suffix}"}
     chart = _chart_with_crd(tmp_path, crd, "drop")
     kubectl(cluster, "create", "namespace", ns)
     try:
