@@ -48,6 +48,7 @@ from .results import Owner, index_name
 from .settings import Settings
 from .validate import SpecError
 
+STARTING = "starting"  # a seed's or suite's Job asked for, not seen yet
 COLLECTING = "collecting results"  # a finished suite whose counts are not read yet
 TIMED_OUT = "timed out (timeoutSeconds)"
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
@@ -423,7 +424,7 @@ class _Planner:
                             self.collector,
                         )
                     )
-                    status.message = "starting"
+                    status.message = STARTING
             phases[name] = status.phase
             statuses[name] = status
         return [statuses[s.name] for s in self.spec.seed]
@@ -463,7 +464,7 @@ class _Planner:
                         job_build.suite_job(suite, self.env, run, self._injected_env(), self.placement, credentials,
                                             self.collector)
                     )
-                    status.message = "starting"
+                    status.message = STARTING
             phases[name] = status.phase
             statuses[name] = status
         return [statuses[t.name] for t in self.spec.tests]
@@ -717,10 +718,12 @@ class _Planner:
              not c.ready and c.message.startswith("starting"))
             for c in status.components
         ]
+        # A Job asked for in this pass but not there yet is open too: if the
+        # API server refuses it, that refusal is all there is to say.
         entries += [(f"seed {s.name}", PodOwner("seed", s.name, run), ("seed", s.name), s,
-                     s.phase in (JobPhase.RUNNING, JobPhase.FAILED)) for s in status.seeds]
+                     s.phase in (JobPhase.RUNNING, JobPhase.FAILED) or _starting(s)) for s in status.seeds]
         entries += [(f"suite {t.name}", PodOwner("test", t.name, run), ("test", t.name), t,
-                     t.phase == JobPhase.RUNNING) for t in status.tests]
+                     t.phase == JobPhase.RUNNING or _starting(t)) for t in status.tests]
         final = []
         for where, owner, key, entry, open_ in entries:
             known = before.get(key)
@@ -823,6 +826,10 @@ class _Planner:
             warning = status.phase in (Phase.FAILED, Phase.ERROR, Phase.TIMED_OUT)
             self.plan.events.insert(0, Event("Warning" if warning else "Normal", str(status.phase), status.message))
         return self.plan
+
+
+def _starting(job: SeedStatus | SuiteStatus) -> bool:
+    return job.phase == JobPhase.PENDING and job.message == STARTING
 
 
 def _all_ready(status: TestEnvironmentStatus) -> bool:

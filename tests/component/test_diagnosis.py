@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,11 +118,10 @@ def test_up_wait_prints_the_reason_and_exits_2(cluster, namespace, operator, tmp
     assert "exceeded quota" in junit.read_text()
 
 
-def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, core, api_client):
-    """A real admission policy (CEL, no webhook server needed) refuses the
-    environment's Services: the refusal is the component's reason, then
-    the run's, instead of a reconcile error retried until the deadline."""
-    name = f"refused-{uuid.uuid4().hex[:6]}"
+@contextmanager
+def admission_refusing(api_client, core, name: str, *, group: str, resource: str, message: str):
+    """A real admission policy (CEL, no webhook server needed) that refuses
+    every `resource` created in environment `name`'s namespace."""
     admission = client.AdmissionregistrationV1Api(api_client)
     scope = {"namespaceSelector": {"matchLabels": {"testenv.dev/environment": name}}}
     admission.create_validating_admission_policy({
@@ -129,9 +129,9 @@ def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, cor
         "metadata": {"name": name},
         "spec": {"failurePolicy": "Fail",
                  "matchConstraints": {**scope, "resourceRules": [{
-                     "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                     "resources": ["services"]}]},
-                 "validations": [{"expression": "false", "message": "Services need a ticket in this cluster"}]},
+                     "apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": [resource]}]},
+                 "validations": [{"expression": "false", "message": message}]},
     })
     admission.create_validating_admission_policy_binding({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
@@ -140,18 +140,39 @@ def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, cor
     })
     probe_ns = core.create_namespace({"metadata": {"generateName": "vap-probe-",
                                                    "labels": {"testenv.dev/environment": name}}}).metadata.name
+    probes = {
+        "services": lambda: core.create_namespaced_service(
+            probe_ns, {"metadata": {"name": "probe"}, "spec": {"ports": [{"port": 80}]}}, dry_run="All"),
+        "jobs": lambda: client.BatchV1Api(api_client).create_namespaced_job(probe_ns, {
+            "metadata": {"name": "probe"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [{"name": "c", "image": "probe:1"}]}}}}, dry_run="All"),
+    }
 
     def enforced() -> bool:
         # The policy takes effect a moment after it is created; a dry run is admitted like the real thing.
         try:
-            core.create_namespaced_service(probe_ns, {"metadata": {"name": "probe"}, "spec": {"ports": [{"port": 80}]}},
-                                           dry_run="All")
+            probes[resource]()
         except ApiException as exc:
             return exc.status in (403, 422)
         return False
 
     try:
         wait_for(enforced, timeout=30, what="the admission policy in force", interval=0.5)
+        yield
+    finally:
+        core.delete_namespace(probe_ns)
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+
+
+def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, core, api_client):
+    """The environment's Services are refused: the refusal is the
+    component's reason, then the run's, instead of a reconcile error
+    retried until the deadline."""
+    name = f"refused-{uuid.uuid4().hex[:6]}"
+    with admission_refusing(api_client, core, name, group="", resource="services",
+                            message="Services need a ticket in this cluster"):
         environments.apply(name, {
             "lifecycle": {"failureGraceSeconds": 4},
             "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}]}],
@@ -164,7 +185,23 @@ def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, cor
         assert component(status, "api")["reason"] == "ApplyRejected"
         assert len(warning_events(core, environments.namespace, name, "ApplyRejected")) == 1
         assert not warning_events(core, environments.namespace, name, "ReconcileError")
-    finally:
-        core.delete_namespace(probe_ns)
-        admission.delete_validating_admission_policy_binding(name)
-        admission.delete_validating_admission_policy(name)
+
+
+def test_a_job_the_api_server_refuses_ends_the_run_with_that_reason(environments, core, api_client):
+    """Found by fuzz_manifests.py: a suite's Job the API server refused left
+    the suite 'starting' with no reason and the run in Testing for ever."""
+    name = f"refused-job-{uuid.uuid4().hex[:6]}"
+    with admission_refusing(api_client, core, name, group="batch", resource="jobs",
+                            message="Jobs need a ticket in this cluster"):
+        environments.apply(name, {
+            "lifecycle": {"failureGraceSeconds": 4},
+            "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+        })
+        status = environments.wait_phase(name, "Error", "Succeeded", "Failed", timeout=60)
+        assert status["phase"] == "Error", status
+        assert status["message"].startswith('suite e2e: Job "e2e-r1" was rejected by the API server: '), status
+        assert "Jobs need a ticket in this cluster" in status["message"], status
+        suite = next(t for t in status["tests"] if t["name"] == "e2e")
+        assert suite["reason"] == "ApplyRejected", suite
+        assert len(warning_events(core, environments.namespace, name, "ApplyRejected")) == 1
+        assert not warning_events(core, environments.namespace, name, "ReconcileError")

@@ -16,14 +16,15 @@ RANGE_FULL = 'Internal error occurred: failed to allocate a serviceIP for Servic
 
 
 class RefusingKube:
-    """Accepts everything but the Services of one component."""
+    """Accepts everything but the objects of one kind and name (a component's Service by default)."""
 
-    def __init__(self, refused: str | None = "api", status: int = 500, message: str = RANGE_FULL) -> None:
-        self.refused, self.status_code, self.message = refused, status, message
+    def __init__(self, refused: str | None = "api", status: int = 500, message: str = RANGE_FULL,
+                 kind: str = "Service") -> None:
+        self.refused, self.status_code, self.message, self.kind = refused, status, message, kind
         self.patches: list[dict[str, Any]] = []
 
     def apply(self, obj: dict[str, Any]) -> bool:
-        if obj["kind"] == "Service" and obj["metadata"]["name"] == self.refused:
+        if obj["kind"] == self.kind and obj["metadata"]["name"] == self.refused:
             exc = ApiException(status=self.status_code, reason="Internal Server Error")
             exc.body = json.dumps({"kind": "Status", "message": self.message + " password=hunter2hunter2",
                                    "code": self.status_code})

@@ -83,3 +83,30 @@ def test_other_api_errors_still_fail_the_reconcile(monkeypatch, events) -> None:
     kube = RefusingKube(status=500, message="etcdserver: request timed out")
     with pytest.raises(ApiException):
         reconcile(body(), Observed(namespace_phase="Active"), kube, SETTINGS, Memory())
+
+
+@pytest.mark.parametrize(("spec", "job", "where"), [
+    ({"tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}]}, "e2e-r1", "suite e2e"),
+    ({"seed": [{"name": "fill", "image": "ghcr.io/acme/fill:1"}],
+      "tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}]}, "fill-r1", "seed fill"),
+])
+def test_a_refused_job_is_its_seeds_or_suites_reason_and_ends_the_run_after_the_grace(
+        monkeypatch, events, spec, job, where) -> None:
+    """Found by fuzz_manifests.py: a Job the API server refused left its
+    seed or suite 'starting' with no reason, and the run never ended."""
+    clock = [datetime(2026, 1, 1, 12, 0, 0)]
+    monkeypatch.setattr(reconcile_module, "_now", lambda: clock[0])
+    kube = RefusingKube(refused=job, kind="Job", status=422, message='Job.batch "x" is invalid: policy says no')
+    memory, observed = Memory(), Observed(namespace_phase="Active")
+    resource = {**body(), "spec": spec}
+    reconcile(resource, observed, kube, SETTINGS, memory)
+    clock[0] += timedelta(seconds=5)
+    reconcile(resource, observed, kube, SETTINGS, memory)
+    kind = "seeds" if where.startswith("seed") else "tests"
+    entry = next(e for e in memory.status[kind] if e["name"] == where.split()[1])
+    assert entry["reason"] == "ApplyRejected" and "policy says no" in entry["message"], entry
+    clock[0] += timedelta(seconds=61)
+    reconcile(resource, observed, kube, SETTINGS, memory)
+    assert memory.status["phase"] == "Error", memory.status
+    assert memory.status["message"].startswith(f'{where}: Job "{job}" was rejected by the API server'), memory.status
+    assert [r for r, _ in events].count("ApplyRejected") == 1
