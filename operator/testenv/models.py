@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -53,6 +53,52 @@ JobName = Annotated[
     ),
 ]
 NamespaceName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
+# An image reference as the kubelet parses it (the distribution project's
+# grammar: [host[:port]/]path[:tag][@digest], the path lower case). The API
+# server takes any string for a pod's image and the kubelet then refuses it
+# (InvalidImageName), so without this a bad one passed admission and, where
+# no kubelet judges it (KWOK's nodes), left its pod waiting for ever. ASCII
+# classes, not \w, so Python's, pydantic's and the API server's regexes agree.
+_ALNUM = "[a-z0-9]+"
+_PATH_COMPONENT = f"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = f"(?:{_DOMAIN_COMPONENT}(?:[.]{_DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])"
+TAG_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_PATTERN = (
+    f"^(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    f"(?::{TAG_PATTERN[1:-1]})?"
+    "(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+ImageRef = Annotated[
+    str,
+    Field(
+        pattern=IMAGE_PATTERN,
+        min_length=1,
+        max_length=255,
+        description="An image reference, [registry[:port]/]path[:tag][@digest], the path lower case.",
+    ),
+]
+
+# What each pattern asks for, in words: pydantic's own message quotes the regex.
+PATTERN_MEANINGS: Final = {
+    COMPONENT_NAME_PATTERN: "a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, "
+    "ending with a letter or digit)",
+    DNS_LABEL_PATTERN: "a DNS label (lower-case letters, digits and '-', starting and ending with a letter or digit)",
+    ENV_NAME_PATTERN: "an environment variable name (letters, digits, '_', '-' and '.', not starting with a digit)",
+    IMAGE_PATTERN: "an image reference ([registry[:port]/]path[:tag][@digest], the path in lower case, "
+    "like ghcr.io/acme/e2e:sha-abc123)",
+    TAG_PATTERN: "an image tag (letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-')",
+}
+
+
+def pattern_message(error: Mapping[str, Any]) -> str | None:
+    """A pattern mismatch said in words, naming the value; None for any other error."""
+    if error.get("type") != "string_pattern_mismatch":
+        return None
+    meaning = PATTERN_MEANINGS.get((error.get("ctx") or {}).get("pattern", ""))
+    return None if meaning is None else f"{error.get('input')!r} is not {meaning}"
+
+
 # A quota's amount, as a ResourceQuota takes it: not negative, and an
 # exponent a whole number (the OpenAPI pattern Kubernetes publishes for
 # quantities allows 1e1.5, which its parser then refuses); a number of pods
@@ -224,7 +270,8 @@ class Datastore(SpecModel):
     engine: Engine
     version: str | None = Field(
         default=None,
-        max_length=64,
+        pattern=TAG_PATTERN,
+        max_length=128,
         description="The engine's image tag; the operator's configured default when unset.",
     )
     database: str | None = Field(
@@ -294,7 +341,7 @@ class StubVerification(SpecModel):
 class Stub(SpecModel):
     name: ComponentName
     port: StrictInt = Field(default=8080, ge=1, le=65535, description="The Service port the stub answers on.")
-    image: str | None = Field(default=None, description="The WireMock image; the operator's default when unset.")
+    image: ImageRef | None = Field(default=None, description="The WireMock image; the operator's default when unset.")
     mappings: list[StubMapping] = Field(default_factory=list, max_length=500)
     verify: list[StubVerification] = Field(default_factory=list, max_length=100)
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
@@ -368,8 +415,8 @@ class Service(SpecModel):
     )
 
     name: ComponentName
-    image: str | None = Field(
-        default=None, min_length=1, description="The image to run; with copyFrom it replaces the copied image."
+    image: ImageRef | None = Field(
+        default=None, description="The image to run; with copyFrom it replaces the copied image."
     )
     copy_from: CopyFrom | None = Field(
         default=None, description="Copy this Deployment (and the Services selecting it) from an allowed namespace."
@@ -414,7 +461,7 @@ class Seed(SpecModel):
             "SQL for postgres and mysql, redis-cli commands for redis, JavaScript for mongodb."
         ),
     )
-    image: str | None = Field(default=None, min_length=1)
+    image: ImageRef | None = None
     command: list[str] | None = None
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
@@ -435,7 +482,7 @@ class TestSuite(SpecModel):
     __test__: ClassVar[bool] = False  # not a pytest class
 
     name: JobName
-    image: str = Field(min_length=1)
+    image: ImageRef
     command: list[str] | None = None
     args: list[str] | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)

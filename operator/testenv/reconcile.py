@@ -40,6 +40,7 @@ from .models import (
     SuiteStatus,
     TestEnvironmentSpec,
     TestEnvironmentStatus,
+    pattern_message,
 )
 from .observe import Observed, SuiteResult, images, suite_result
 from .pacing import hold_status
@@ -122,7 +123,8 @@ def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecE
         # The CRD schema rejects nearly all of this at admission; what remains
         # (an older CRD, a rule only pydantic knows) is reported, not crashed on.
         errors = [
-            SpecError("spec." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "spec", err["msg"])
+            SpecError("spec." + ".".join(str(p) for p in err["loc"]) if err["loc"] else "spec",
+                      pattern_message(err) or err["msg"])
             for err in exc.errors()
         ]
         return TestEnvironmentSpec(), errors

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from operator_support import kubectl
 from testbed_support import ROOT
+from testenv import models
 
 pytestmark = pytest.mark.contract
 
@@ -78,15 +79,32 @@ def test_server_applies_defaults(cluster, ns):
             "namespace": "shared", "name": "s", "key": "k"}}}]}]}, "set value or valueFrom, not both"),
         ({"tests": [{"name": "t", "image": "i", "env": [{"name": "K", "valueFrom": {"secretKeyRef": {
             "name": "s", "key": "k"}}}]}]}, "spec.tests[0].env[0].valueFrom.secretKeyRef.namespace: Required value"),
+        ({"tests": [{"name": "t", "image": "ghcr.io/Acme/e2e:1"}]}, "spec.tests[0].image"),
+        ({"seed": [{"name": "s", "image": "-\u00a9\u0099"}]}, "spec.seed[0].image"),
+        ({"stubs": [{"name": "s", "image": "wiremock:"}]}, "spec.stubs[0].image"),
+        ({"datastores": [{"name": "db", "engine": "redis", "version": "7 alpine"}]}, "spec.datastores[0].version"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
-         "value-and-value-from", "secret-key-ref-without-namespace"],
+         "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
+         "image-not-ascii", "image-empty-tag", "version-with-space"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)
     assert result.returncode != 0, "the API server accepted an invalid TestEnvironment"
     assert expected in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("image", [
+    "redis", "localhost:5000/shop/orders:sha-abc123", "[::1]:5000/a/b:c", "Registry.Example.COM/a__b/c-d.e",
+    "ghcr.io/acme/e2e@sha256:" + "a" * 64, "ghcr.io/acme/e2e:1.2@sha256:" + "0" * 64,
+])
+def test_image_references_the_kubelet_takes_are_admitted(cluster, ns, image):
+    """The image pattern is Go's RE2 on the API server and pydantic's regex in
+    the models: each takes what the kubelet's reference parser takes."""
+    result = _apply(cluster, ns, {"tests": [{"name": "t", "image": image}]})
+    assert result.returncode == 0, result.stderr
+    assert models.TestSuite.model_validate({"name": "t", "image": image}).image == image
 
 
 def test_a_borrowed_secret_key_is_accepted_and_stored_as_written(cluster, ns):

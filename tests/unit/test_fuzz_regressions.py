@@ -262,3 +262,53 @@ def test_a_refused_apply_is_an_error_with_the_api_servers_words(monkeypatch):
     envs, _ = _environments(monkeypatch, 422, {"kind": "Status", "message": "spec.tests[0].image: Required value"})
     with pytest.raises(CliError, match=r"cannot apply testenvironment pr-1: spec.tests\[0\].image: Required value"):
         envs.apply(prepare(BASE))
+
+
+# --- admitted, then never judged: an image no kubelet can parse ----------------------------------------
+# The API server takes any string for a pod's image; the kubelet refuses a
+# bad one (InvalidImageName), but KWOK's nodes judge nothing and the pod
+# waited for ever: 6 of the fuzz run's hangs. The CRD now refuses them.
+
+
+@pytest.mark.parametrize(("field", "changes"), [
+    ("tests", {"image": "-\u00a9\x99\u00b9"}),
+    ("tests", {"image": "e2e\x07:1"}),
+    ("tests", {"image": "registry.test/E2E:1"}),
+    ("tests", {"image": "registry.test/e2e:"}),
+    ("tests", {"image": "registry.test//e2e"}),
+    ("tests", {"image": "registry.test/e2e@sha256:abc"}),
+    ("services", {"image": "api latest"}),
+    ("stubs", {"name": "pay", "image": "wiremock:-1"}),
+])
+def test_an_image_no_kubelet_would_parse_is_refused_naming_the_field(field, changes):
+    spec = {field: item(field, **changes)} if field != "stubs" else {"stubs": [changes]}
+    problems = cli_problems(manifest(**spec))
+    named = spec[field][0]["name"]
+    assert problems == [f"spec.{field}[0]({named}).image: {changes['image']!r} is not an image reference "
+                        "([registry[:port]/]path[:tag][@digest], the path in lower case, "
+                        "like ghcr.io/acme/e2e:sha-abc123)"], problems
+
+
+@pytest.mark.parametrize("image", [
+    "redis", "busybox:1.36", "localhost:5000/shop/orders:sha-abc123", "127.0.0.1:5001/x/y", "[::1]:5000/a:b",
+    "Registry.Example.COM/a__b/c-d.e", "ghcr.io/acme/e2e@sha256:" + "a" * 64,
+])
+def test_an_image_the_kubelet_parses_is_taken(image):
+    assert cli_problems(manifest(tests=item("tests", image=image))) == []
+
+
+def test_a_datastore_version_is_an_image_tag():
+    problems = cli_problems(manifest(datastores=[{"name": "cache", "engine": "redis", "version": "7 alpine"}]))
+    assert problems and problems[0].startswith("spec.datastores[0](cache).version: '7 alpine' is not an image tag"), problems
+    assert cli_problems(manifest(datastores=[{"name": "cache", "engine": "redis", "version": "7.2-alpine"}])) == []
+
+
+def test_the_operator_says_a_pattern_in_words_too():
+    """An older CRD may let a bad image through: the operator's own check
+    names the field and says what it should be, not the regex."""
+    from testenv.reconcile import _parse_spec
+
+    _, errors = _parse_spec({"tests": [{"name": "e2e", "image": "Bad Image"}]})
+    assert [str(e) for e in errors] == [
+        "spec.tests.0.image: 'Bad Image' is not an image reference ([registry[:port]/]path[:tag][@digest], "
+        "the path in lower case, like ghcr.io/acme/e2e:sha-abc123)"]

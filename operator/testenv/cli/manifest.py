@@ -277,7 +277,7 @@ def _message(error: ErrorDetails) -> str:
         return "required field is missing"
     if error["type"] in ("literal_error",) and error["loc"][-1:] == ("apiVersion",):
         return f"must be {models.API_VERSION}"
-    return message
+    return models.pattern_message(error) or message
 
 
 def check(body: dict[str, Any]) -> models.TestEnvironment:
