@@ -17,7 +17,7 @@ from . import models
 
 # Lists whose items are keyed by name: the API server then rejects duplicates
 # and server-side apply merges them per item.
-NAMED_LISTS = {"datastores", "stubs", "services", "seed", "tests", "components", "seeds"}
+NAMED_LISTS = {"datastores", "stubs", "services", "seed", "tests", "components", "seeds", "env"}
 
 _DROP = {"title", "additionalProperties"}
 

@@ -397,6 +397,19 @@ class EnvVar(SpecModel):
         return self
 
 
+def _each_name_once(items: list[EnvVar]) -> list[EnvVar]:
+    # A container's env is a list keyed by name for server-side apply: the API
+    # server admitted a TestEnvironment with a name twice, then failed every
+    # apply of its pod template with a 500 (found by fuzz_manifests.py).
+    names = [e.name for e in items]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"{', '.join(map(repr, twice))} set more than once; set each variable once")
+    return items
+
+
+EnvList = Annotated[list[EnvVar], AfterValidator(_each_name_once), Field(max_length=100)]
+
+
 class CopyFrom(SpecModel):
     namespace: NamespaceName
     deployment: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=253)]
@@ -425,7 +438,7 @@ class Service(SpecModel):
     args: list[str] | None = None
     replicas: StrictInt = Field(default=1, ge=0, le=10)
     ports: list[ServicePort] = Field(default_factory=list, max_length=16)
-    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    env: EnvList = Field(default_factory=list)
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
     readiness_probe: FreeForm | None = Field(default=None, description="A core/v1 Probe.")
 
@@ -464,7 +477,7 @@ class Seed(SpecModel):
     image: ImageRef | None = None
     command: list[str] | None = None
     args: list[str] | None = None
-    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    env: EnvList = Field(default_factory=list)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
     timeout_seconds: StrictInt | None = Field(default=None, ge=1)
     pod_annotations: dict[str, str] = Field(default_factory=dict)
@@ -485,7 +498,7 @@ class TestSuite(SpecModel):
     image: ImageRef
     command: list[str] | None = None
     args: list[str] | None = None
-    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    env: EnvList = Field(default_factory=list)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
     shards: StrictInt = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
     retries: StrictInt = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")

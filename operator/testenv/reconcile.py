@@ -110,10 +110,17 @@ REFUSALS = frozenset({400, 403, 422})
 # Service "api": range is full" (seen on a real one, tests/component/
 # test_service_range.py). It is about the object, and lasts.
 ALLOCATION_FAILED = "failed to allocate"
+# ...and another: server-side apply answers an object it cannot merge (a
+# list keyed by name holding a name twice) with InternalError "failed to
+# create typed patch object (...): duplicate entries for key" (found by
+# fuzz_manifests.py). Also about the object, and lasting.
+UNMERGEABLE = "failed to create typed patch object"
 
 
 def _refused(exc: ApiException) -> bool:
-    return exc.status in REFUSALS or (exc.status == 500 and ALLOCATION_FAILED in _api_message(exc))
+    return exc.status in REFUSALS or (
+        exc.status == 500 and any(words in _api_message(exc) for words in (ALLOCATION_FAILED, UNMERGEABLE))
+    )
 
 
 def _parse_spec(raw: Mapping[str, Any]) -> tuple[TestEnvironmentSpec, list[SpecError]]:

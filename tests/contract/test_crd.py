@@ -83,11 +83,13 @@ def test_server_applies_defaults(cluster, ns):
         ({"seed": [{"name": "s", "image": "-\u00a9\u0099"}]}, "spec.seed[0].image"),
         ({"stubs": [{"name": "s", "image": "wiremock:"}]}, "spec.stubs[0].image"),
         ({"datastores": [{"name": "db", "engine": "redis", "version": "7 alpine"}]}, "spec.datastores[0].version"),
+        ({"seed": [{"name": "s", "image": "i", "env": [{"name": "A", "value": "1"}, {"name": "A"}]}]},
+         'spec.seed[0].env[1]: Duplicate value: {"name":"A"}'),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
          "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
-         "image-not-ascii", "image-empty-tag", "version-with-space"],
+         "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)

@@ -130,8 +130,15 @@ def test_named_lists_are_list_maps_keyed_by_a_required_name(where: str, name: st
     assert schema["items"]["type"] == "object"
 
 
+@pytest.mark.parametrize("owner", ["seed", "tests", "services"])
+def test_env_is_a_list_map_keyed_by_a_required_name_as_a_containers_is(owner: str) -> None:
+    env = item(SPEC, owner, "[]", "env")
+    assert env["x-kubernetes-list-type"] == "map" and env["x-kubernetes-list-map-keys"] == ["name"]
+    assert "name" in env["items"]["required"]
+
+
 def test_lists_without_names_are_not_list_maps() -> None:
-    for path in (("services", "[]", "env"), ("services", "[]", "ports"), ("stubs", "[]", "mappings")):
+    for path in (("services", "[]", "ports"), ("stubs", "[]", "mappings")):
         assert "x-kubernetes-list-type" not in item(SPEC, *path), path
 
 

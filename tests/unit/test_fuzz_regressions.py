@@ -312,3 +312,24 @@ def test_the_operator_says_a_pattern_in_words_too():
     assert [str(e) for e in errors] == [
         "spec.tests.0.image: 'Bad Image' is not an image reference ([registry[:port]/]path[:tag][@digest], "
         "the path in lower case, like ghcr.io/acme/e2e:sha-abc123)"]
+
+
+# --- admitted, then unmergeable: an environment variable set twice ------------------------------------
+# A container's env is a list keyed by name for server-side apply. The CRD
+# took `env: [{name: A, value: g7}, {name: A}]`; every apply of the seed's
+# Job then failed with a 500 "failed to create typed patch object ...
+# duplicate entries for key [name="A"]", and the run never got a phase.
+
+
+@pytest.mark.parametrize("field", ["seed", "tests", "services"])
+def test_a_variable_set_twice_is_refused_naming_the_list(field):
+    problems = cli_problems(manifest(**{field: item(field, env=[{"name": "A", "value": "g7"}, {"name": "A"}])}))
+    named = BASE["spec"][field][0]["name"]
+    assert problems == [f"spec.{field}[0]({named}).env: 'A' set more than once; set each variable once"], problems
+
+
+def test_the_crd_keys_env_by_name_so_the_api_server_refuses_a_name_twice_too():
+    schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for field in ("seed", "tests", "services"):
+        env = schema["properties"][field]["items"]["properties"]["env"]
+        assert env["x-kubernetes-list-type"] == "map" and env["x-kubernetes-list-map-keys"] == ["name"], field

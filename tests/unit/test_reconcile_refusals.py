@@ -110,3 +110,19 @@ def test_a_refused_job_is_its_seeds_or_suites_reason_and_ends_the_run_after_the_
     assert memory.status["phase"] == "Error", memory.status
     assert memory.status["message"].startswith(f'{where}: Job "{job}" was rejected by the API server'), memory.status
     assert [r for r, _ in events].count("ApplyRejected") == 1
+
+
+def test_an_apply_server_side_apply_cannot_merge_is_a_refusal_not_a_retried_error(monkeypatch, events) -> None:
+    """The API server answers an object it cannot merge with a 500 (found by
+    fuzz_manifests.py): like the other refusals it is the reason, not a
+    reconcile error retried before any phase was written."""
+    monkeypatch.setattr(reconcile_module, "_now", lambda: datetime(2026, 1, 1, 12, 0, 0))
+    message = ('failed to create typed patch object (te-a0/fill-r1; batch/v1, Kind=Job): '
+               '.spec.template.spec.containers[name="seed"].env: duplicate entries for key [name="A"]')
+    kube = RefusingKube(refused="e2e-r1", kind="Job", status=500, message=message)
+    resource = {**body(), "spec": {"tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}]}}
+    memory = Memory()
+    reconcile(resource, Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    reconcile(resource, Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    suite = next(t for t in memory.status["tests"] if t["name"] == "e2e")
+    assert suite["reason"] == "ApplyRejected" and "duplicate entries" in suite["message"], suite
