@@ -347,10 +347,60 @@ class Stub(SpecModel):
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
 
 
+_RESERVED_PORT_NAME = "p<number> is the name an unnamed port gets; choose another"
+
+
 class ServicePort(SpecModel):
     port: StrictInt = Field(ge=1, le=65535)
     target_port: StrictInt | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!has(self.name) || !self.name.matches('^p[0-9]+$')", "message": _RESERVED_PORT_NAME,
+                 "fieldPath": ".name"}
+            ]
+        }
+    )
+
     name: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=15)
+
+    @model_validator(mode="after")
+    def _not_an_unnamed_ports_name(self) -> ServicePort:
+        if self.name is not None and re.fullmatch(r"p[0-9]+", self.name):
+            raise ValueError(_RESERVED_PORT_NAME)
+        return self
+
+    @property
+    def service_name(self) -> str:
+        """The port's name in the Service: its own, else p<port>."""
+        return self.name or f"p{self.port}"
+
+
+def _each_port_once(ports: list[ServicePort]) -> list[ServicePort]:
+    # A Service's ports are keyed by number and by name; a repeat was admitted
+    # here and refused only when the operator applied the Service.
+    for what, values in (("port", [p.port for p in ports]), ("name", [p.service_name for p in ports])):
+        if twice := sorted({v for v in values if values.count(v) > 1}, key=str):
+            raise ValueError(f"{what} {', '.join(map(repr, twice))} used more than once; "
+                             f"give each port its own {'number' if what == 'port' else what}")
+    return ports
+
+
+PortList = Annotated[
+    list[ServicePort],
+    AfterValidator(_each_port_once),
+    Field(
+        max_length=16,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.all(p, self.exists_one(q, q.port == p.port))",
+                 "message": "a port used more than once; give each port its own number"},
+                {"rule": "self.all(p, !has(p.name) || self.exists_one(q, has(q.name) && q.name == p.name))",
+                 "message": "a port name used more than once; give each port its own"},
+            ]
+        },
+    ),
+]
 
 
 class SecretKeyRef(SpecModel):
@@ -437,7 +487,7 @@ class Service(SpecModel):
     command: list[str] | None = None
     args: list[str] | None = None
     replicas: StrictInt = Field(default=1, ge=0, le=10)
-    ports: list[ServicePort] = Field(default_factory=list, max_length=16)
+    ports: PortList = Field(default_factory=list)
     env: EnvList = Field(default_factory=list)
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
     readiness_probe: FreeForm | None = Field(default=None, description="A core/v1 Probe.")

@@ -85,11 +85,18 @@ def test_server_applies_defaults(cluster, ns):
         ({"datastores": [{"name": "db", "engine": "redis", "version": "7 alpine"}]}, "spec.datastores[0].version"),
         ({"seed": [{"name": "s", "image": "i", "env": [{"name": "A", "value": "1"}, {"name": "A"}]}]},
          'spec.seed[0].env[1]: Duplicate value: {"name":"A"}'),
+        ({"services": [{"name": "a", "image": "i", "ports": [{"port": 80}, {"port": 80, "name": "b"}]}]},
+         "spec.services[0].ports: Invalid value: a port used more than once"),
+        ({"services": [{"name": "a", "image": "i", "ports": [{"port": 80, "name": "w"}, {"port": 81, "name": "w"}]}]},
+         "spec.services[0].ports: Invalid value: a port name used more than once"),
+        ({"services": [{"name": "a", "image": "i", "ports": [{"port": 80}, {"port": 81, "name": "p80"}]}]},
+         "spec.services[0].ports[1].name: Invalid value"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
          "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
-         "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice"],
+         "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice",
+         "port-twice", "port-name-twice", "port-name-reserved"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)
@@ -107,6 +114,12 @@ def test_image_references_the_kubelet_takes_are_admitted(cluster, ns, image):
     result = _apply(cluster, ns, {"tests": [{"name": "t", "image": image}]})
     assert result.returncode == 0, result.stderr
     assert models.TestSuite.model_validate({"name": "t", "image": image}).image == image
+
+
+def test_two_ports_to_one_target_port_are_admitted(cluster, ns):
+    ports = [{"port": 80, "targetPort": 8080}, {"port": 8080}, {"port": 9090, "name": "metrics"}]
+    result = _apply(cluster, ns, {"services": [{"name": "a", "image": "i", "ports": ports}]})
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_borrowed_secret_key_is_accepted_and_stored_as_written(cluster, ns):

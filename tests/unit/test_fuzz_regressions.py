@@ -333,3 +333,23 @@ def test_the_crd_keys_env_by_name_so_the_api_server_refuses_a_name_twice_too():
     for field in ("seed", "tests", "services"):
         env = schema["properties"][field]["items"]["properties"]["env"]
         assert env["x-kubernetes-list-type"] == "map" and env["x-kubernetes-list-map-keys"] == ["name"], field
+
+
+# --- the same for a Service's ports: keyed by number and by name ------------------------------------
+
+
+@pytest.mark.parametrize(("ports", "said"), [
+    ([{"port": 80}, {"port": 80, "name": "other"}], "spec.services[0](api).ports: port 80 used more than once"),
+    ([{"port": 80, "name": "web"}, {"port": 81, "name": "web"}],
+     "spec.services[0](api).ports: name 'web' used more than once"),
+    ([{"port": 80}, {"port": 81, "name": "p80"}],
+     "spec.services[0](api).ports[1](p80): p<number> is the name an unnamed port gets"),
+])
+def test_a_service_port_or_port_name_used_twice_is_refused_naming_the_field(ports, said):
+    problems = cli_problems(manifest(services=item("services", ports=ports)))
+    assert len(problems) == 1 and problems[0].startswith(said), problems
+
+
+def test_two_ports_to_one_target_port_are_taken():
+    assert cli_problems(manifest(services=item("services", ports=[{"port": 80, "targetPort": 8080},
+                                                                  {"port": 8080}]))) == []

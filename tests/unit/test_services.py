@@ -117,6 +117,14 @@ def test_image_service_with_ports_gets_a_service_of_its_name() -> None:
     assert container["ports"] == [{"containerPort": 8080}, {"containerPort": 9090}]
 
 
+def test_two_service_ports_to_one_container_port_list_it_once_in_the_container() -> None:
+    """A container's ports are keyed by number for server-side apply: listed
+    twice, every apply of the Deployment failed with a 500."""
+    objects = image_objects(ports=[{"port": 80, "targetPort": 8080}, {"port": 8080}])
+    assert [p["port"] for p in objects["Service"][0]["spec"]["ports"]] == [80, 8080]
+    assert pod_spec(objects["Deployment"][0])["containers"][0]["ports"] == [{"containerPort": 8080}]
+
+
 def test_image_service_without_ports_gets_no_service() -> None:
     assert "Service" not in image_objects()
 

@@ -87,7 +87,9 @@ def _container(svc: Service, injected_env: list[dict[str, Any]], credentials: Cr
         "image": svc.image,
         "env": merge_env(injected_env, env_list(svc.env, credentials)),
         "securityContext": container_security_context(),
-        "ports": [{"containerPort": p.target_port or p.port} for p in svc.ports],
+        # Two Service ports may send to one container port; the container
+        # lists it once (its ports are keyed by number for server-side apply).
+        "ports": [{"containerPort": port} for port in dict.fromkeys(p.target_port or p.port for p in svc.ports)],
     }
     _apply_overrides(container, svc)
     return container
@@ -113,7 +115,7 @@ def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> di
         "spec": {
             "selector": service_selector(svc.name, "service"),
             "ports": [
-                {"name": p.name or f"p{p.port}", "port": p.port, "targetPort": p.target_port or p.port}
+                {"name": p.service_name, "port": p.port, "targetPort": p.target_port or p.port}
                 for p in svc.ports
             ],
         },
