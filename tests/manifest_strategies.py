@@ -30,9 +30,11 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from testenv.models import ANNOTATION_KEY_PATTERN
 
 CRD_PATH = Path(__file__).resolve().parents[1] / "crds" / "testenvironment.yaml"
 API_VERSION = "testenv.dev/v1alpha1"
+ANNOTATION_KEY = re.compile(ANNOTATION_KEY_PATTERN.removeprefix("^").removesuffix("$"))
 COMPONENT_LISTS = ("datastores", "stubs", "services")
 JOB_LISTS = ("seed", "tests")
 MUTATIONS = (
@@ -227,6 +229,23 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
             for var in item.get("env") or []:
                 if "valueFrom" in var and var.get("value"):
                     del var["value"]
+            if "env" in item:  # a list keyed by name, as a container's
+                item["env"] = list({var["name"]: var for var in reversed(item["env"])}.values())[::-1]
+            if "podAnnotations" in item:  # the CEL rule the schema's strategy cannot see
+                item["podAnnotations"] = {k: v for k, v in item["podAnnotations"].items()
+                                          if ANNOTATION_KEY.fullmatch(k) and k.find("/") <= 253}
+    for item in spec.get("services") or []:
+        if "ports" in item:  # each number and each name once, no p<number> names
+            ports, numbers, names = [], set(), set()
+            for port in item["ports"]:
+                if "name" in port and re.fullmatch(r"p[0-9]+", port["name"]):
+                    del port["name"]
+                name = port.get("name", f"p{port['port']}")
+                if port["port"] not in numbers and name not in names:
+                    ports.append(port)
+                    numbers.add(port["port"])
+                    names.add(name)
+            item["ports"] = ports
     return spec
 
 

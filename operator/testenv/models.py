@@ -379,10 +379,11 @@ class ServicePort(SpecModel):
 def _each_port_once(ports: list[ServicePort]) -> list[ServicePort]:
     # A Service's ports are keyed by number and by name; a repeat was admitted
     # here and refused only when the operator applied the Service.
-    for what, values in (("port", [p.port for p in ports]), ("name", [p.service_name for p in ports])):
+    numbers: list[object] = [p.port for p in ports]
+    names: list[object] = [p.service_name for p in ports]
+    for what, values, own in (("port", numbers, "number"), ("name", names, "name")):
         if twice := sorted({v for v in values if values.count(v) > 1}, key=str):
-            raise ValueError(f"{what} {', '.join(map(repr, twice))} used more than once; "
-                             f"give each port its own {'number' if what == 'port' else what}")
+            raise ValueError(f"{what} {', '.join(map(repr, twice))} used more than once; give each port its own {own}")
     return ports
 
 
@@ -460,6 +461,47 @@ def _each_name_once(items: list[EnvVar]) -> list[EnvVar]:
 EnvList = Annotated[list[EnvVar], AfterValidator(_each_name_once), Field(max_length=100)]
 
 
+# An annotation key as the API server checks a pod's: [prefix/]name, the
+# prefix a DNS subdomain of at most 253, the name at most 63. The CRD took any
+# key, and the API server then refused the seed's or suite's Job.
+ANNOTATION_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_ANNOTATION_KEY_RULE = (
+    "a key must be [prefix/]name: the prefix a DNS subdomain of at most 253 characters, the name at most 63 "
+    "of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+)
+
+
+MAX_POD_ANNOTATIONS = 64  # a bound keeps the CEL rule within the API server's cost budget
+
+
+def _annotation_keys(annotations: dict[str, str]) -> dict[str, str]:
+    if len(annotations) > MAX_POD_ANNOTATIONS:
+        raise ValueError(f"{len(annotations)} annotations; at most {MAX_POD_ANNOTATIONS}")
+    bad = [k for k in annotations if not re.fullmatch(ANNOTATION_KEY_PATTERN, k) or k.find("/") > 253]
+    if bad:
+        raise ValueError(f"{', '.join(map(repr, bad))}: {_ANNOTATION_KEY_RULE}")
+    return annotations
+
+
+PodAnnotations = Annotated[
+    dict[str, str],
+    AfterValidator(_annotation_keys),
+    Field(
+        description="Put on the pods as they are (on the local test bed they tell KWOK how a container ends).",
+        json_schema_extra={
+            "maxProperties": MAX_POD_ANNOTATIONS,
+            "x-kubernetes-validations": [
+                {"rule": f"self.all(k, k.matches('{ANNOTATION_KEY_PATTERN}') && k.indexOf('/') <= 253)",
+                 "message": _ANNOTATION_KEY_RULE}
+            ]
+        },
+    ),
+]
+
+
 class CopyFrom(SpecModel):
     namespace: NamespaceName
     deployment: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=253)]
@@ -530,7 +572,7 @@ class Seed(SpecModel):
     env: EnvList = Field(default_factory=list)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
     timeout_seconds: StrictInt | None = Field(default=None, ge=1)
-    pod_annotations: dict[str, str] = Field(default_factory=dict)
+    pod_annotations: PodAnnotations = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sql_or_image(self) -> Seed:
@@ -556,7 +598,7 @@ class TestSuite(SpecModel):
         default=None, ge=1, description="Each attempt's deadline (its pod's activeDeadlineSeconds); a retry gets "
         "a new one. A timed-out attempt's results and log tail are kept.")
     fail_fast: StrictBool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
-    pod_annotations: dict[str, str] = Field(default_factory=dict)
+    pod_annotations: PodAnnotations = Field(default_factory=dict)
 
 
 def _names_disjoint(a: str, b: str) -> str:

@@ -91,12 +91,16 @@ def test_server_applies_defaults(cluster, ns):
          "spec.services[0].ports: Invalid value: a port name used more than once"),
         ({"services": [{"name": "a", "image": "i", "ports": [{"port": 80}, {"port": 81, "name": "p80"}]}]},
          "spec.services[0].ports[1].name: Invalid value"),
+        ({"tests": [{"name": "t", "image": "i", "podAnnotations": {"not a key": "1"}}]},
+         "spec.tests[0].podAnnotations: Invalid value: a key must be [prefix/]name"),
+        ({"seed": [{"name": "s", "image": "i", "podAnnotations": {"a" * 254 + "/b": "1"}}]},
+         "spec.seed[0].podAnnotations: Invalid value: a key must be [prefix/]name"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
          "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
          "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice",
-         "port-twice", "port-name-twice", "port-name-reserved"],
+         "port-twice", "port-name-twice", "port-name-reserved", "annotation-key", "annotation-prefix-too-long"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)
@@ -114,6 +118,12 @@ def test_image_references_the_kubelet_takes_are_admitted(cluster, ns, image):
     result = _apply(cluster, ns, {"tests": [{"name": "t", "image": image}]})
     assert result.returncode == 0, result.stderr
     assert models.TestSuite.model_validate({"name": "t", "image": image}).image == image
+
+
+def test_qualified_pod_annotation_keys_are_admitted(cluster, ns):
+    keys = {"team": "", "testenv.dev/simulate-exit-code": "1", "x" * 63: "", "a" * 253 + "/b": ""}
+    result = _apply(cluster, ns, {"tests": [{"name": "t", "image": "i", "podAnnotations": keys}]})
+    assert result.returncode == 0, result.stderr
 
 
 def test_two_ports_to_one_target_port_are_admitted(cluster, ns):

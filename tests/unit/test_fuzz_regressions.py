@@ -353,3 +353,25 @@ def test_a_service_port_or_port_name_used_twice_is_refused_naming_the_field(port
 def test_two_ports_to_one_target_port_are_taken():
     assert cli_problems(manifest(services=item("services", ports=[{"port": 80, "targetPort": 8080},
                                                                   {"port": 8080}]))) == []
+
+
+# --- admitted, then refused with the Job: a pod annotation key that is no qualified name -----------
+# fuzz_manifests.py (seed 20261201): the run ended in Error with the API
+# server's words once the Job was applied; now it is refused at admission.
+
+
+@pytest.mark.parametrize("key", ["not a key", ":", "-x", "a/b/c", "Team.Example/x", "x" * 64, "a" * 254 + "/b", "é"])
+def test_a_pod_annotation_key_the_api_server_would_refuse_on_the_pod_is_refused(key):
+    problems = cli_problems(manifest(tests=item("tests", podAnnotations={key: "1"})))
+    assert len(problems) == 1 and problems[0].startswith(f"spec.tests[0](e2e).podAnnotations: {key!r}: a key must be"), problems
+
+
+@pytest.mark.parametrize("key", ["team", "testenv.dev/simulate-exit-code", "a.b-c_d", "x" * 63, "a" * 253 + "/b"])
+def test_a_qualified_annotation_key_is_taken(key):
+    assert cli_problems(manifest(tests=item("tests", podAnnotations={key: "1"}))) == []
+
+
+def test_at_most_64_pod_annotations():
+    problems = cli_problems(manifest(seed=[{"name": "fill", "image": "registry.test/seed:1",
+                                            "podAnnotations": {f"k{i}": "" for i in range(65)}}]))
+    assert problems == ["spec.seed[0](fill).podAnnotations: 65 annotations; at most 64"], problems
