@@ -186,7 +186,7 @@ def main() -> None:
         "pod_node_selector": json.loads(env["TESTENV_POD_NODE_SELECTOR"]),
         "pod_tolerations": json.loads(env["TESTENV_POD_TOLERATIONS"]),
     })
-    log = open(state / "bench-shop-operator.log", "w")  # noqa: SIM115 - open for the operator's life
+    log = open(state / "bench-shop-operator.log", "w")  # open for the operator's life
     operator = subprocess.Popen([sys.executable, "-m", "testenv"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         import httpx
