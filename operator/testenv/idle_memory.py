@@ -32,7 +32,7 @@ def _malloc_trim() -> Callable[[], object] | None:
     """glibc's malloc_trim(0), or None where there is none (musl, macOS)."""
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        return ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[no-any-return]
     except (OSError, AttributeError):
         return None
 
