@@ -22,7 +22,6 @@ from .build.common import (
     MANAGED_BY,
     environment_namespace_name,
 )
-from .idle_memory import IdleMemory
 from .kube import Kube, load_client
 from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace
@@ -73,7 +72,6 @@ def _kube() -> Kube:
 
 
 SWEEP = OrphanSweep(_kube)
-IDLE = IdleMemory()
 
 
 def _store() -> ResultsStore:
@@ -186,7 +184,6 @@ async def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) 
 @kopf.on.event(*PODS, labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     SWEEP.indexes_filled()
-    IDLE.busy()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
@@ -259,19 +256,6 @@ async def stop_orphan_sweep(**_: Any) -> None:
     await SWEEP.stop()
 
 
-# --- memory back to the system when quiet (idle_memory.py) ---------------------------
-
-
-@kopf.on.startup()
-async def start_idle_memory(**_: Any) -> None:
-    IDLE.start()
-
-
-@kopf.on.cleanup()
-async def stop_idle_memory(**_: Any) -> None:
-    await IDLE.stop()
-
-
 def _namespace(namespaces: kopf.Index[str, Any], target: str) -> Any:
     """The environment namespace as the index has it, or None."""
     return next(iter(namespaces.get(target, [])), None)
@@ -319,7 +303,6 @@ async def run_environment(
     with WAKEUPS.listen(uid) as wake:
         while not stopped:
             wake.clear()
-            IDLE.busy()
             if body.metadata.get("deletionTimestamp"):
                 return
             meta = body.metadata
