@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
-from testenv.models import ANNOTATION_KEY_PATTERN
+from testenv.models import ANNOTATION_KEY_PATTERN, UNNAMED_PORT_NAME_PATTERN
 
 CRD_PATH = Path(__file__).resolve().parents[1] / "crds" / "testenvironment.yaml"
 API_VERSION = "testenv.dev/v1alpha1"
@@ -238,7 +238,7 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
         if "ports" in item:  # each number and each name once, no p<number> names
             ports, numbers, names = [], set(), set()
             for port in item["ports"]:
-                if "name" in port and re.fullmatch(r"p[0-9]+", port["name"]):
+                if "name" in port and re.fullmatch(UNNAMED_PORT_NAME_PATTERN, port["name"]):
                     del port["name"]
                 name = port.get("name", f"p{port['port']}")
                 if port["port"] not in numbers and name not in names:

@@ -347,26 +347,33 @@ class Stub(SpecModel):
     depends_on: list[ComponentName] = Field(default_factory=list, max_length=32)
 
 
+# The names the operator gives unnamed ports (service_name), so no port may take one.
+UNNAMED_PORT_NAME_PATTERN = "^p[0-9]+$"
 _RESERVED_PORT_NAME = "p<number> is the name an unnamed port gets; choose another"
 
 
+def _repeated(values: list[Any]) -> list[Any]:
+    """The values that occur more than once, each once, in order."""
+    return sorted({v for v in values if values.count(v) > 1}, key=str)
+
+
 class ServicePort(SpecModel):
-    port: StrictInt = Field(ge=1, le=65535)
-    target_port: StrictInt | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "!has(self.name) || !self.name.matches('^p[0-9]+$')", "message": _RESERVED_PORT_NAME,
-                 "fieldPath": ".name"}
+                {"rule": f"!has(self.name) || !self.name.matches('{UNNAMED_PORT_NAME_PATTERN}')",
+                 "message": _RESERVED_PORT_NAME, "fieldPath": ".name"}
             ]
         }
     )
 
+    port: StrictInt = Field(ge=1, le=65535)
+    target_port: StrictInt | None = Field(default=None, ge=1, le=65535, description="Defaults to port.")
     name: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=15)
 
     @model_validator(mode="after")
     def _not_an_unnamed_ports_name(self) -> ServicePort:
-        if self.name is not None and re.fullmatch(r"p[0-9]+", self.name):
+        if self.name is not None and re.fullmatch(UNNAMED_PORT_NAME_PATTERN, self.name):
             raise ValueError(_RESERVED_PORT_NAME)
         return self
 
@@ -382,7 +389,7 @@ def _each_port_once(ports: list[ServicePort]) -> list[ServicePort]:
     numbers: list[object] = [p.port for p in ports]
     names: list[object] = [p.service_name for p in ports]
     for what, values, own in (("port", numbers, "number"), ("name", names, "name")):
-        if twice := sorted({v for v in values if values.count(v) > 1}, key=str):
+        if twice := _repeated(values):
             raise ValueError(f"{what} {', '.join(map(repr, twice))} used more than once; give each port its own {own}")
     return ports
 
@@ -452,8 +459,7 @@ def _each_name_once(items: list[EnvVar]) -> list[EnvVar]:
     # A container's env is a list keyed by name for server-side apply: the API
     # server admitted a TestEnvironment with a name twice, then failed every
     # apply of its pod template with a 500 (found by fuzz_manifests.py).
-    names = [e.name for e in items]
-    if twice := sorted({n for n in names if names.count(n) > 1}):
+    if twice := _repeated([e.name for e in items]):
         raise ValueError(f"{', '.join(map(repr, twice))} set more than once; set each variable once")
     return items
 
