@@ -16,7 +16,8 @@ collection; each Job created once per run (its name says the run; an
 Indexed Job holds every shard), from the audit log; no phase goes
 backwards; one Event per phase; no generated credential in any log, status
 or Event; the operator's RSS back to a fresh one's baseline once nothing is
-left. Also: kills survived, unexpected exits, restarts, fault minutes.
+left, and its live Python heap too (heapprobe.py: RSS keeps the allocators'
+high-water, the live heap is what a leak grows). Also: kills survived, unexpected exits, restarts, fault minutes.
 
 The schedule (which shape, when to kill, when to restart, which fault when)
 comes from --seed; the cluster's own timing does not, so two runs with one
@@ -72,6 +73,7 @@ from soak_invariants import (
     PhaseEvent,
     Violation,
     duplicate_phase_events,
+    heap_not_back,
     jobs_created_twice,
     leaked_namespaces,
     memory_not_back,
@@ -247,7 +249,7 @@ class Soak:
         path = self.sess.workdir / f"operator-{self.incarnation:03d}.log"
         self.logs.append(path)
         op = Operator(kubeconfig, path, {**{k: v for k, v in (i.split("=", 1) for i in self.args.operator_env)},
-                                         **settings})
+                                         **settings}, heap_dir=self.sess.workdir / f"heap-{self.incarnation:03d}")
         op.start()
         return op
 
@@ -322,6 +324,7 @@ def main() -> None:
         op = soak.start_operator(proxied)
         stop.wait(10)
         baseline = op.sample().rss_kib
+        baseline_heap = op.live_heap()["blocks"]
         mark = sess.audit.mark()
 
         # -- phase 1: one operator, killed again and again, under faults --------------
@@ -439,6 +442,7 @@ def main() -> None:
         deleted_in = soak.envs.delete_all(timeout=300)
         stop.wait(20)  # let the last writes and watches settle before the memory sample
         after = survivor.sample().rss_kib if survivor.alive() else 0
+        after_heap = survivor.live_heap()["blocks"] if survivor.alive() else 0
         if not survivor.alive():
             soak.tally.unexpected_exits.append(f"{survivor.log_path.name}: exit {survivor.process.returncode}")
         survivor.stop()
@@ -475,6 +479,8 @@ def main() -> None:
             "credentials in logs, statuses or Events": secrets_leaked(soak.credentials, texts),
             "operator memory not back to baseline": memory_not_back(baseline, after) if after else [
                 Violation("memory not back to baseline", "operator", "the survivor was not alive")],
+            "operator heap not back to baseline (leaks)": heap_not_back(baseline_heap, after_heap) if after_heap else [
+                Violation("heap not back to baseline", "operator", "the survivor was not alive")],
             "operator exits that were not kills": [Violation("unexpected exit", x, "") for x in
                                                    soak.tally.unexpected_exits],
         }
@@ -494,6 +500,8 @@ def main() -> None:
             Figure("credentials watched for", "values", [float(len(soak.credentials))]),
             Figure("operator RSS, fresh and idle (baseline)", "MiB", [baseline / 1024]),
             Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
+            Figure("live Python allocations, fresh and idle (baseline)", "blocks", [float(baseline_heap)]),
+            Figure("live Python allocations after the soak, collected", "blocks", [float(after_heap)]),
             Figure("delete all -> gone", "s", [deleted_in]),
             Figure("soak length", "min", [(time.monotonic() - started) / 60]),
             Figure("reconcile errors logged (faults met)", "errors", [float(reconcile_errors)]),

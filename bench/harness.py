@@ -244,6 +244,7 @@ class Operator:
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     tweaks: dict[str, str] = field(default_factory=dict)
+    heap_dir: Path | None = None  # load heapprobe.py: live_heap() reads the Python heap from inside
     process: subprocess.Popen | None = None
     health_port: int = 0
     metrics_port: int = 0
@@ -269,6 +270,10 @@ class Operator:
             env.update(self.tweaks)
             env["PYTHONPATH"] += os.pathsep + str(HERE)
             cli += ["-m", "tweaks"]
+        if self.heap_dir is not None:
+            env["BENCH_HEAP_DIR"] = str(self.heap_dir)
+            env["PYTHONPATH"] += os.pathsep + str(HERE)
+            cli += ["-m", "heapprobe"]
         out = self.log_path.open("ab")
         self.process = subprocess.Popen(cli, env=env, stdout=out,
                                         stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=_die_with_parent)
@@ -306,6 +311,19 @@ class Operator:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def live_heap(self, timeout: float = 60) -> dict[str, int]:
+        """The operator's live Python heap after a full collection (heapprobe.py)."""
+        assert self.heap_dir is not None, "start the operator with heap_dir to weigh its heap"
+        n = len(list(self.heap_dir.glob("heap-*.json"))) if self.heap_dir.exists() else 0
+        os.kill(self.pid, signal.SIGRTMIN + 1)
+        path = self.heap_dir / f"heap-{n}.json"
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline or not self.alive():
+                raise RuntimeError(f"operator {self.pid} wrote no {path.name} within {timeout:.0f} s")
+            time.sleep(0.1)
+        return json.loads(path.read_text())
 
     def stop(self) -> None:
         self._sampling.set()

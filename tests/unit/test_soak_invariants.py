@@ -13,6 +13,7 @@ from soak_invariants import (
     Create,
     PhaseEvent,
     duplicate_phase_events,
+    heap_not_back,
     jobs_created_twice,
     leaked_namespaces,
     memory_not_back,
@@ -73,6 +74,13 @@ def test_a_credential_anywhere_is_caught_and_short_values_are_not_matched() -> N
 def test_memory_back_to_baseline_within_its_tolerance() -> None:
     assert memory_not_back(100 * 1024, 120 * 1024) == []
     assert memory_not_back(100 * 1024, 200 * 1024)
+
+
+def test_the_live_heap_may_end_within_five_percent_of_a_fresh_one() -> None:
+    assert heap_not_back(500_000, 525_000) == []
+    grown = heap_not_back(500_000, 525_001)
+    assert [v.invariant for v in grown] == ["heap not back to baseline"]
+    assert "525001 live blocks after, baseline 500000" in grown[0].detail
 
 
 def test_every_namespace_left_is_a_leak() -> None:
