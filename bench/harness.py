@@ -312,7 +312,7 @@ class Operator:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def live_heap(self, timeout: float = 60) -> dict[str, int]:
+    def live_heap(self, timeout: float = 60) -> dict[str, Any]:
         """The operator's live Python heap after a full collection (heapprobe.py)."""
         assert self.heap_dir is not None, "start the operator with heap_dir to weigh its heap"
         n = len(list(self.heap_dir.glob("heap-*.json"))) if self.heap_dir.exists() else 0

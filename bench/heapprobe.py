@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,13 @@ import kopf
 SIGNAL = signal.SIGRTMIN + 1
 
 
-def live_heap() -> dict[str, int]:
-    """Allocations still referenced once cyclic garbage is gone."""
+def live_heap() -> dict[str, Any]:
+    """Allocations still referenced once cyclic garbage is gone, and the
+    objects the collector tracks by type (what grew, when something did)."""
     gc.collect()
-    return {"blocks": sys.getallocatedblocks(), "objects": len(gc.get_objects())}
+    objects = gc.get_objects()
+    by_type = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
+    return {"blocks": sys.getallocatedblocks(), "objects": len(objects), "types": dict(by_type.most_common(300))}
 
 
 def _write(directory: Path) -> None:
