@@ -8,7 +8,9 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -23,6 +25,18 @@ from .plan import ObjectRef
 from .wire import apply_body
 
 log = logging.getLogger(__name__)
+
+
+class WriteOutcome(StrEnum):
+    WRITTEN = "written"
+    GONE = "gone"  # the resource is not there (any more)
+    STALE = "stale"  # it changed since the version the write was based on
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    outcome: WriteOutcome
+    resource_version: str | None = None  # the resource's, after a write
 
 
 class _Unread(Protocol):
@@ -217,19 +231,38 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> bool:
-        """Whether it was written: an environment whose deletion has just
-        finished has no status to write, and that is no error (the chaos
-        soak logged 10 such reconcile errors from daemons' last passes)."""
+    def patch_status(
+        self, *, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None,
+    ) -> StatusWrite:
+        """Write the status; with `resource_version`, only onto that version of
+        the resource (optimistic concurrency). An environment whose deletion
+        has just finished has no status to write, and that is no error (the
+        chaos soak logged 10 such reconcile errors from daemons' last passes)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                models.GROUP, models.VERSION, namespace, models.PLURAL, name, {"status": status}
+            written = self.custom.patch_namespaced_custom_object_status(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name, body, _request_timeout=REQUEST_TIMEOUT,
             )
+        except ApiException as exc:
+            if exc.status == 404:
+                return StatusWrite(WriteOutcome.GONE)
+            if exc.status == 409:
+                return StatusWrite(WriteOutcome.STALE)
+            raise
+        return StatusWrite(WriteOutcome.WRITTEN, _json_object(written)["metadata"].get("resourceVersion"))
+
+    def read_environment(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        """The TestEnvironment as the API server has it now, or None when it is gone."""
+        try:
+            found = self.custom.get_namespaced_custom_object(
+                models.GROUP, models.VERSION, namespace, models.PLURAL, name, _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            return False
-        return True
+            return None
+        return _json_object(found)
 
     def read_copy_source(
         self, *, namespace: str, deployment: str, rule: SecretRule | None = None

@@ -32,7 +32,7 @@ from .diagnose import (
     wants_log,
 )
 from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
-from .kube import Kube
+from .kube import Kube, WriteOutcome
 from .models import (
     FINISHED_PHASES,
     JobPhase,
@@ -69,6 +69,9 @@ class Memory:
     # status would repeat phase Events or even count a run twice.
     status: dict[str, Any] | None = None
     status_written_at: float | None = None  # time.monotonic() of that write
+    # The resourceVersion each of those writes was based on -> the one it
+    # made: a body that lags only by our own writes is no stale view.
+    own_versions: dict[str, str] = field(default_factory=dict)
     # Last log lines of failing containers by "<pod>/<container>", with the
     # time.monotonic() they were read: read again at most every LOG_REREAD.
     logs: dict[str, tuple[float, bytes | None]] = field(default_factory=dict)
@@ -83,6 +86,26 @@ class Memory:
         """The newest status known: the one this process wrote, else the body's."""
         return self.status if self.status is not None else body_status or {}
 
+    def based_on(self, body_version: str | None) -> str | None:
+        """The resource's version once our own writes after `body_version` are counted."""
+        version = body_version
+        for _ in range(len(self.own_versions)):
+            if version not in self.own_versions:
+                break
+            version = self.own_versions[version]
+        return version
+
+    def wrote(self, status: dict[str, Any], based_on: str | None, version: str | None) -> None:
+        self.status, self.status_written_at = status, time.monotonic()
+        if based_on is not None and version is not None:
+            self.own_versions[based_on] = version
+            while len(self.own_versions) > OWN_VERSIONS_KEPT:
+                del self.own_versions[next(iter(self.own_versions))]
+
+    def forget_written(self) -> None:
+        """Someone else wrote the resource: plan from what the API server has."""
+        self.status, self.own_versions = None, {}
+
     def budget(self, settings: Settings) -> RunBudget:
         if self.run_budget is None:
             self.run_budget = RunBudget(settings.results_max_run_bytes, settings.results_max_suite_bytes)
@@ -96,7 +119,14 @@ class Memory:
         return {stub: checked for (r, stub), checked in self.stub_checks.items() if r == run}
 
 
+class StaleView(Exception):
+    """The resource changed since the body this pass planned from; nothing
+    was written. The caller reads it afresh."""
+
+
 LOG_REREAD = 30.0
+# Enough for the writes one watch event may lag behind.
+OWN_VERSIONS_KEPT = 8
 # An apply the API server refused is tried again this soon (and on any change).
 REJECTED_RETRY = 5.0
 CLEARED_REPLAN = 0.2
@@ -410,9 +440,17 @@ def _write_status(this: _Pass, result: Plan, *, collected: bool) -> float:
     hold = hold_status(before, status, since_last_write=since, announces=announced)
     if hold:
         return hold
-    memory.status = result.status.model_dump(by_alias=True, mode="json")
-    this.kube.patch_status(namespace=this.env.namespace, name=this.env.name, status=memory.status)
-    memory.status_written_at = time.monotonic()
+    planned = result.status.model_dump(by_alias=True, mode="json")
+    # Only onto the version this pass planned from: a pass that outlived its
+    # daemon, or a watch that lags a deletion, must not write over the
+    # Terminating the delete handler wrote, nor finish a deleted run.
+    based_on = memory.based_on(this.body["metadata"].get("resourceVersion"))
+    written = this.kube.patch_status(
+        namespace=this.env.namespace, name=this.env.name, status=planned, resource_version=based_on)
+    if written.outcome == WriteOutcome.STALE:
+        raise StaleView(f"{this.env.namespace}/{this.env.name} changed since version {based_on}")
+    # Remembered once written, not before: a write that failed is tried again.
+    memory.wrote(planned, based_on, written.resource_version)
     return 0.0
 
 

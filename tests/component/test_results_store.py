@@ -98,15 +98,3 @@ def test_a_configmap_that_is_not_the_environments_is_never_taken(store, reader, 
     assert untouched.data == {"mine": "yes"} and untouched.metadata.labels == {"team": "payments"}
     store.forget(owner)
     assert core.read_namespaced_config_map(name, owner.namespace).data == {"mine": "yes"}
-
-
-def test_a_status_write_to_an_environment_already_gone_is_no_error(api_client, namespace, crd) -> None:
-    """A daemon's last pass may write after the deletion finished (the chaos
-    soak logged it as a reconcile error); the real API server answers 404."""
-    kube = Kube(api_client, "testenv-operator")
-    _environment(api_client, namespace, "here")
-    assert kube.patch_status(namespace=namespace, name="here", status={"phase": "Pending", "message": "m"})
-    custom = client.CustomObjectsApi(api_client)
-    written = custom.get_namespaced_custom_object("testenv.dev", "v1alpha1", namespace, "testenvironments", "here")
-    assert written["status"]["message"] == "m"
-    assert kube.patch_status(namespace=namespace, name="gone", status={"phase": "Pending"}) is False

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from testenv.kube import StatusWrite, WriteOutcome
 
 # What a real kube-apiserver (v1.36) answers when the Service range is full:
 # a 500, not a 422 (tests/component/test_service_range.py provokes it).
@@ -34,8 +35,10 @@ class RefusingKube:
     def create_once(self, obj: dict[str, Any]) -> bool:
         return True
 
-    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> StatusWrite:
         self.patches.append(status)
+        return StatusWrite(WriteOutcome.WRITTEN, str(len(self.patches)))
 
     def delete(self, ref: Any) -> None: ...
     def delete_namespace(self, name: str) -> bool: return True

@@ -30,6 +30,7 @@ from testenv.harvest import (
     harvest_logs,
     keep_run_end,
 )
+from testenv.kube import StatusWrite, WriteOutcome
 from testenv.models import JobPhase
 from testenv.observe import JobObservation, Observed
 from testenv.reconcile import Memory, reconcile
@@ -413,8 +414,10 @@ class EnvironmentKube(ResultsKube):
 
     def delete(self, ref: Any) -> None: ...
 
-    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> StatusWrite:
         self.patches.append(status)
+        return StatusWrite(WriteOutcome.WRITTEN)
 
     def job_pods(self, *, namespace: str, job: str) -> list[dict[str, Any]]:
         return self.pods

@@ -1,0 +1,128 @@
+"""How a pass writes the status: only onto the version of the resource it
+planned from (with our own writes since counted), nothing remembered or
+announced when that version is stale, and a write that failed tried again.
+The API is a fake; tests/component/test_status_concurrency.py holds the real API
+server to the same rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fake_kube import RefusingKube
+from kubernetes.client.exceptions import ApiException
+from testenv import reconcile as reconcile_module
+from testenv.kube import StatusWrite, WriteOutcome
+from testenv.observe import Observed
+from testenv.reconcile import Memory, StaleView, reconcile
+from testenv.settings import Settings
+
+SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system")
+
+
+class VersionedKube(RefusingKube):
+    """Refuses nothing; keeps a resourceVersion as the API server does and
+    answers a write based on another one as stale (409)."""
+
+    def __init__(self) -> None:
+        super().__init__(refused=None)
+        self.version, self.based_on, self.failure = 10, [], None
+
+    def patch_status(self, *, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> StatusWrite:
+        self.based_on.append(resource_version)
+        if self.failure is not None:
+            raise self.failure
+        if resource_version is not None and resource_version != str(self.version):
+            return StatusWrite(WriteOutcome.STALE)
+        self.patches.append(status)
+        self.version += 1
+        return StatusWrite(WriteOutcome.WRITTEN, str(self.version))
+
+
+CLOCK = [datetime(2026, 1, 1, 12, 0, 0)]
+
+
+@pytest.fixture
+def events(monkeypatch) -> list[str]:
+    posted: list[str] = []
+    monkeypatch.setattr(reconcile_module.kopf, "event", lambda body, type, reason, message: posted.append(reason))
+    CLOCK[:] = [datetime(2026, 1, 1, 12, 0, 0)]
+    monkeypatch.setattr(reconcile_module, "_now", lambda: CLOCK[0])
+    return posted
+
+
+def later() -> Observed:
+    """What the next pass sees: the deadline passed, a change announced with an Event."""
+    CLOCK[0] += timedelta(seconds=61)
+    return Observed(namespace_phase="Active")
+
+
+def body(version: int, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "pr-1", "namespace": "ci", "uid": "u-1", "generation": 1,
+                         "resourceVersion": str(version)},
+            "spec": {"tests": [{"name": "e2e", "image": "ghcr.io/acme/e2e:1"}],
+                     "lifecycle": {"activeDeadlineSeconds": 60}},
+            "status": status or {}}
+
+
+def test_a_write_goes_onto_the_version_the_pass_read(events) -> None:
+    kube, memory = VersionedKube(), Memory()
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert kube.based_on == ["10"] and kube.patches[-1]["phase"] in events
+
+
+def test_a_body_behind_only_by_our_own_write_is_not_stale(events) -> None:
+    """kopf's body may not show the write this process just made: that is
+    counted, or every second pass would conflict with itself."""
+    kube, memory = VersionedKube(), Memory()
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    reconcile(body(10), later(), kube, SETTINGS, memory)  # the body still at 10
+    assert kube.based_on == ["10", "11"]
+    assert memory.status is not None and memory.status["phase"] == "TimedOut" and "TimedOut" in events
+
+
+def test_a_stale_write_is_neither_remembered_nor_announced(events) -> None:
+    """Someone else wrote since (the delete handler's Terminating, another
+    replica): the pass raises, and nothing of it counts as written."""
+    kube, memory = VersionedKube(), Memory()
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    written, announced = dict(memory.status or {}), list(events)
+    kube.version = 20  # a deletion, say
+    with pytest.raises(StaleView, match="changed since version 11"):
+        reconcile(body(10), later(), kube, SETTINGS, memory)
+    assert memory.status == written and events == announced and len(kube.patches) == 1
+
+
+def test_after_a_stale_write_the_next_pass_plans_from_the_apis_copy(events) -> None:
+    kube, memory = VersionedKube(), Memory()
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    kube.version = 20
+    with pytest.raises(StaleView):
+        reconcile(body(10), later(), kube, SETTINGS, memory)
+    memory.forget_written()
+    theirs = {**kube.patches[-1], "message": "written by another replica"}
+    reconcile(body(20, theirs), Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    assert kube.based_on[-1] == "20" and kube.patches[-1]["phase"] == "TimedOut"
+
+
+def test_a_write_that_failed_is_tried_again_with_its_events(events) -> None:
+    """Remembered only once written: before, a write lost to a reset
+    connection left the status and its phase Event unwritten until the next change."""
+    kube, memory = VersionedKube(), Memory()
+    kube.failure = ApiException(status=503, reason="Service Unavailable")
+    with pytest.raises(ApiException):
+        reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert memory.status is None and events == []
+    kube.failure = None
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert kube.patches[-1]["phase"] in events
+
+
+def test_only_the_last_few_own_versions_are_kept() -> None:
+    memory = Memory()
+    for n in range(20):
+        memory.wrote({}, str(n), str(n + 1))
+    assert len(memory.own_versions) == reconcile_module.OWN_VERSIONS_KEPT
+    assert memory.based_on("12") == "20" and memory.based_on("3") == "3" and memory.based_on(None) is None
