@@ -141,12 +141,18 @@ def start_testbed(args: argparse.Namespace) -> Testbed:
     if args.kubeconfig:
         return Testbed(args.kubeconfig, Path(args.audit_log) if args.audit_log else None, owned=False, env=env)
     started = time.monotonic()
-    result = subprocess.run(["bash", str(HERE / "testbed.sh"), "up"], env=env, capture_output=True, text=True,
-                            check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"bench test bed failed to start:\n{result.stdout}\n{result.stderr}")
-    audit = subprocess.run(["bash", str(HERE / "testbed.sh"), "audit"], env=env, capture_output=True, text=True,
-                           check=True).stdout.strip()
+    try:
+        result = subprocess.run(["bash", str(HERE / "testbed.sh"), "up"], env=env, capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"bench test bed failed to start:\n{result.stdout}\n{result.stderr}")
+        audit = subprocess.run(["bash", str(HERE / "testbed.sh"), "audit"], env=env, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed while coming up: what did come
+        # up goes down, or it would outlive the bench (session() owns it only after).
+        subprocess.run(["bash", str(HERE / "testbed.sh"), "down"], env=env, capture_output=True, check=False)
+        raise
     log(f"test bed up in {time.monotonic() - started:.1f}s ({args.testbed_state})")
     return Testbed(result.stdout.strip().splitlines()[-1], Path(audit), owned=not args.keep_testbed, env=env)
 
@@ -792,9 +798,10 @@ def _watchdog(bed: Testbed) -> subprocess.Popen | None:
 @contextmanager
 def session(args: argparse.Namespace) -> Iterator[Session]:
     bed = start_testbed(args)
-    watchdog = _watchdog(bed)
+    watchdog = None
     workdir = Path(tempfile.mkdtemp(prefix="testenv-bench-"))
     try:
+        watchdog = _watchdog(bed)
         install_crd(bed)
         api = api_client(bed)
         core = client.CoreV1Api(api)
