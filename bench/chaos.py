@@ -239,7 +239,9 @@ class Soak:
                     # The answer is the resource as the delete found it. The
                     # soak may send a delete late (it waits on a restart or a
                     # new operator); a run that had ended by then ended there.
-                    phase = ((gone or {}).get("status") or {}).get("phase") if isinstance(gone, dict) else None
+                    # (A Status instead when there was no finalizer yet to hold it.)
+                    found = gone if isinstance(gone, dict) and gone.get("kind") == "TestEnvironment" else {}
+                    phase = (found.get("status") or {}).get("phase")
                     if phase in FINISHED:
                         self.expected[name] = phase
                         self.tally.deleted_late += 1
