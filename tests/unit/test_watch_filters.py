@@ -1,5 +1,6 @@
 """What kopf watches and keeps: the watches are filtered by the API server
-(only our children and only Warning Events reach the operator) and no
+(only our children and only Warning Events not about TestEnvironments reach
+the operator) and no
 handler is starved by a filter narrower than its own; no last-handled state
 is kept, so no handler may need a diff."""
 
@@ -29,9 +30,10 @@ def test_watches_of_our_children_ask_the_api_server_for_our_label_only() -> None
         assert selectors == [f"{LABEL_MANAGED_BY}={MANAGED_BY}"], plural
 
 
-def test_the_events_watch_asks_for_warnings_only() -> None:
+def test_the_events_watch_asks_for_warnings_not_about_test_environments() -> None:
     settings = _filtered()
-    assert list(settings.watching.field_selectors.collect(Resource("", "v1", "events"))) == ["type=Warning"]
+    assert list(settings.watching.field_selectors.collect(Resource("", "v1", "events"))) == [
+        "type=Warning,involvedObject.kind!=TestEnvironment"]
     # The events.k8s.io API is not watched, and must not be caught by the core one's filter.
     assert not list(settings.watching.field_selectors.collect(Resource("events.k8s.io", "v1", "events")))
 
