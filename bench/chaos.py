@@ -17,7 +17,8 @@ Indexed Job holds every shard), from the audit log; no phase goes
 backwards; one Event per phase; no generated credential in any log, status
 or Event; the operator's RSS back to a fresh one's baseline once nothing is
 left, and its live Python heap too (heapprobe.py: RSS keeps the allocators'
-high-water, the live heap is what a leak grows). Also: kills survived, unexpected exits, restarts, fault minutes.
+high-water, the live heap is what a leak grows). Also: kills survived,
+unexpected exits, restarts, fault minutes.
 
 The schedule (which shape, when to kill, when to restart, which fault when)
 comes from --seed; the cluster's own timing does not, so two runs with one

@@ -272,14 +272,17 @@ class Operator:
         )
         env.update(self.extra_env)
         cli = [sys.executable, "-m", "testenv"]
+        # bench/'s own kopf modules, loaded beside the operator's handlers.
+        extra = []
         if self.tweaks:
             env.update(self.tweaks)
-            env["PYTHONPATH"] += os.pathsep + str(HERE)
-            cli += ["-m", "tweaks"]
+            extra.append("tweaks")
         if self.heap_dir is not None:
             env["BENCH_HEAP_DIR"] = str(self.heap_dir)
+            extra.append("heapprobe")
+        if extra:
             env["PYTHONPATH"] += os.pathsep + str(HERE)
-            cli += ["-m", "heapprobe"]
+            cli += [arg for module in extra for arg in ("-m", module)]
         out = self.log_path.open("ab")
         self.process = subprocess.Popen(cli, env=env, stdout=out,
                                         stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=_die_with_parent)
