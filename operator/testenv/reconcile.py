@@ -32,7 +32,7 @@ from .diagnose import (
     wants_log,
 )
 from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
-from .kube import Kube, WriteOutcome
+from .kube import Kube, StatusWrite, WriteOutcome
 from .models import (
     FINISHED_PHASES,
     JobPhase,
@@ -70,7 +70,8 @@ class Memory:
     status: dict[str, Any] | None = None
     status_written_at: float | None = None  # time.monotonic() of that write
     # The resourceVersion each of those writes was based on -> the one it
-    # made: a body that lags only by our own writes is no stale view.
+    # made (or a change to nothing planned from, see _write_onto_current):
+    # a body that lags only by those is no stale view.
     own_versions: dict[str, str] = field(default_factory=dict)
     # Last log lines of failing containers by "<pod>/<container>", with the
     # time.monotonic() they were read: read again at most every LOG_REREAD.
@@ -97,8 +98,13 @@ class Memory:
 
     def wrote(self, status: dict[str, Any], based_on: str | None, version: str | None) -> None:
         self.status, self.status_written_at = status, time.monotonic()
-        if based_on is not None and version is not None:
-            self.own_versions[based_on] = version
+        self.passed_over(based_on, version)
+
+    def passed_over(self, older: str | None, newer: str | None) -> None:
+        """Nothing a pass plans from changed from `older` to `newer`: our own
+        write, or kopf's bookkeeping in the metadata."""
+        if older is not None and newer is not None and older != newer:
+            self.own_versions[older] = newer
             while len(self.own_versions) > OWN_VERSIONS_KEPT:
                 del self.own_versions[next(iter(self.own_versions))]
 
@@ -448,10 +454,50 @@ def _write_status(this: _Pass, result: Plan, *, collected: bool) -> float:
     written = this.kube.patch_status(
         namespace=this.env.namespace, name=this.env.name, status=planned, resource_version=based_on)
     if written.outcome == WriteOutcome.STALE:
-        raise StaleView(f"{this.env.namespace}/{this.env.name} changed since version {based_on}")
+        based_on, written = _write_onto_current(this, planned, stale=based_on)
     # Remembered once written, not before: a write that failed is tried again.
     memory.wrote(planned, based_on, written.resource_version)
     return 0.0
+
+
+def _write_onto_current(
+    this: _Pass, planned: dict[str, Any], *, stale: str | None
+) -> tuple[str | None, StatusWrite]:
+    """The resource changed after this pass read it. Most often that is kopf
+    adding its finalizer to a new environment: nothing the plan was made
+    from, so the plan holds and goes onto the version the API server has now
+    (dropping it would skip a new environment's Provisioning and its Event).
+    A change to what the plan was made from (a deletion, the delete
+    handler's Terminating, a new spec, another replica's status) makes the
+    whole pass stale."""
+    where = f"{this.env.namespace}/{this.env.name}"
+    try:
+        current = this.kube.read_environment(namespace=this.env.namespace, name=this.env.name)
+    except Exception as exc:  # the caller reads it again, or goes on from kopf's copy
+        raise StaleView(f"{where} changed since version {stale}, and was not read again: {exc}") from exc
+    if current is None or not _plans_from_the_same(this, current):
+        raise StaleView(f"{where} changed since version {stale}")
+    version = current["metadata"].get("resourceVersion")
+    written = this.kube.patch_status(
+        namespace=this.env.namespace, name=this.env.name, status=planned, resource_version=version)
+    if written.outcome == WriteOutcome.STALE:
+        raise StaleView(f"{where} changed since version {version}")
+    this.memory.passed_over(stale, version)
+    return version, written
+
+
+def _plans_from_the_same(this: _Pass, current: Mapping[str, Any]) -> bool:
+    """Whether `current` holds everything this pass planned from as it read it."""
+    meta = current.get("metadata") or {}
+    if meta.get("uid") != this.env.uid or meta.get("deletionTimestamp"):
+        return False
+    if meta.get("generation", 1) != this.generation or (current.get("spec") or {}) != (this.body.get("spec") or {}):
+        return False
+    try:
+        status = TestEnvironmentStatus.model_validate(current.get("status") or {})
+    except ValidationError:
+        return False
+    return status.wire() == this.previous.wire()
 
 
 def _post_events(this: _Pass, result: Plan) -> None:

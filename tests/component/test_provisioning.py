@@ -185,11 +185,17 @@ def test_kubectl_get_shows_phase_and_readiness(ready_environment, cluster, envir
 
 
 def test_every_phase_change_is_an_event(ready_environment, core, environments):
-    def reasons() -> set[str]:
-        events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=pr-1234")
-        return {e.reason for e in events.items}
+    seen: list[tuple[str, str]] = []
 
-    wait_for(lambda: {"Provisioning", "Ready"} <= reasons(), timeout=15, what="phase-change Events")
+    def both_posted() -> bool:
+        events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=pr-1234")
+        seen[:] = [(e.reason, e.message) for e in events.items]
+        return {"Provisioning", "Ready"} <= {reason for reason, _ in seen}
+
+    try:
+        wait_for(both_posted, timeout=15, what="phase-change Events")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}; Events posted: {seen}") from None
 
 
 def test_reapplying_the_same_spec_creates_no_duplicates(ready_environment, environments, apps):

@@ -6,6 +6,7 @@ server to the same rules."""
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,12 +23,13 @@ SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-syst
 
 
 class VersionedKube(RefusingKube):
-    """Refuses nothing; keeps a resourceVersion as the API server does and
-    answers a write based on another one as stale (409)."""
+    """Refuses nothing; keeps the resource and its resourceVersion as the API
+    server does, and answers a write based on another version as stale (409)."""
 
     def __init__(self) -> None:
         super().__init__(refused=None)
-        self.version, self.based_on, self.failure = 10, [], None
+        self.version, self.based_on, self.failure, self.read_failure = 10, [], None, None
+        self.stored = body(10)
 
     def patch_status(self, *, namespace: str, name: str, status: dict[str, Any],
                      resource_version: str | None = None) -> StatusWrite:
@@ -37,8 +39,19 @@ class VersionedKube(RefusingKube):
         if resource_version is not None and resource_version != str(self.version):
             return StatusWrite(WriteOutcome.STALE)
         self.patches.append(status)
-        self.version += 1
+        self.stored["status"] = status
+        self.changed()
         return StatusWrite(WriteOutcome.WRITTEN, str(self.version))
+
+    def read_environment(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.read_failure is not None:
+            raise self.read_failure
+        return copy.deepcopy(self.stored)
+
+    def changed(self, **metadata: Any) -> None:
+        """A write by anyone: the version moves on."""
+        self.version += 1
+        self.stored["metadata"] |= metadata | {"resourceVersion": str(self.version)}
 
 
 CLOCK = [datetime(2026, 1, 1, 12, 0, 0)]
@@ -89,7 +102,7 @@ def test_a_stale_write_is_neither_remembered_nor_announced(events) -> None:
     kube, memory = VersionedKube(), Memory()
     reconcile(body(10), Observed(), kube, SETTINGS, memory)
     written, announced = dict(memory.status or {}), list(events)
-    kube.version = 20  # a deletion, say
+    kube.changed(deletionTimestamp="2026-01-01T12:00:30Z")
     with pytest.raises(StaleView, match="changed since version 11"):
         reconcile(body(10), later(), kube, SETTINGS, memory)
     assert memory.status == written and events == announced and len(kube.patches) == 1
@@ -98,13 +111,48 @@ def test_a_stale_write_is_neither_remembered_nor_announced(events) -> None:
 def test_after_a_stale_write_the_next_pass_plans_from_the_apis_copy(events) -> None:
     kube, memory = VersionedKube(), Memory()
     reconcile(body(10), Observed(), kube, SETTINGS, memory)
-    kube.version = 20
+    theirs = {**kube.patches[-1], "message": "written by another replica"}
+    kube.stored["status"] = theirs
+    kube.changed()
     with pytest.raises(StaleView):
         reconcile(body(10), later(), kube, SETTINGS, memory)
     memory.forget_written()
-    theirs = {**kube.patches[-1], "message": "written by another replica"}
-    reconcile(body(20, theirs), Observed(namespace_phase="Active"), kube, SETTINGS, memory)
-    assert kube.based_on[-1] == "20" and kube.patches[-1]["phase"] == "TimedOut"
+    reconcile(body(12, theirs), Observed(namespace_phase="Active"), kube, SETTINGS, memory)
+    assert kube.based_on[-1] == "12" and kube.patches[-1]["phase"] == "TimedOut"
+
+
+def test_a_change_to_nothing_planned_from_does_not_cost_the_pass(events) -> None:
+    """kopf adds its finalizer to a new environment while the first pass
+    runs: that pass's status, and its Provisioning Event, still count."""
+    kube, memory = VersionedKube(), Memory()
+    kube.changed(finalizers=["testenv.dev/cleanup"], annotations={"testenv.dev/touched": "yes"})
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert kube.based_on == ["10", "11"] and kube.patches[-1]["phase"] in events
+    # kopf's body may still be the one from before its own change.
+    reconcile(body(10), later(), kube, SETTINGS, memory)
+    assert kube.based_on[-1] == "12" and "TimedOut" in events
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({"deletionTimestamp": "2026-01-01T12:00:01Z"}, id="deleted"),
+    pytest.param({"generation": 2}, id="spec-changed"),
+    pytest.param({"uid": "u-2"}, id="made-anew"),
+])
+def test_a_change_to_what_the_pass_planned_from_makes_it_stale(events, change) -> None:
+    kube, memory = VersionedKube(), Memory()
+    kube.changed(**change)
+    with pytest.raises(StaleView):
+        reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert kube.patches == [] and events == [] and memory.status is None
+
+
+def test_a_stale_write_that_cannot_be_read_again_is_stale(events) -> None:
+    kube, memory = VersionedKube(), Memory()
+    kube.changed(finalizers=["testenv.dev/cleanup"])
+    kube.read_failure = ApiException(status=503, reason="Service Unavailable")
+    with pytest.raises(StaleView, match="not read again"):
+        reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert kube.patches == [] and events == []
 
 
 def test_a_write_that_failed_is_tried_again_with_its_events(events) -> None:
