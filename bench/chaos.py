@@ -78,6 +78,7 @@ from soak_invariants import (
     jobs_created_twice,
     leaked_namespaces,
     memory_not_back,
+    new_kopf_memories,
     phases_backwards,
     secrets_leaked,
     wrong_endings,
@@ -336,7 +337,8 @@ def main() -> None:
         op = soak.start_operator(proxied)
         stop.wait(10)
         baseline = op.sample().rss_kib
-        baseline_heap = op.live_heap()["blocks"]
+        fresh_heap = op.live_heap()
+        baseline_heap = fresh_heap["blocks"]
         mark = sess.audit.mark()
 
         # -- phase 1: one operator, killed again and again, under faults --------------
@@ -454,7 +456,9 @@ def main() -> None:
         deleted_in = soak.envs.delete_all(timeout=300)
         stop.wait(20)  # let the last writes and watches settle before the memory sample
         after = survivor.sample().rss_kib if survivor.alive() else 0
-        after_heap = survivor.live_heap()["blocks"] if survivor.alive() else 0
+        left_heap = survivor.live_heap() if survivor.alive() else {}
+        after_heap = left_heap.get("blocks", 0)
+        remembered = new_kopf_memories(fresh_heap, left_heap)
         if not survivor.alive():
             soak.tally.unexpected_exits.append(f"{survivor.log_path.name}: exit {survivor.process.returncode}")
         survivor.stop()
@@ -516,6 +520,9 @@ def main() -> None:
             Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
             Figure("live Python allocations, fresh and idle (baseline)", "blocks", [float(baseline_heap)]),
             Figure("live Python allocations after the soak, collected", "blocks", [float(after_heap)]),
+            Figure("kopf per-object memories, fresh", "objects", [float(fresh_heap["kopf_memories"]["count"])]),
+            Figure("kopf per-object memories after the soak, of objects not known when fresh", "objects",
+                   [float(sum(remembered.values()))]),
             Figure("delete all -> gone", "s", [deleted_in]),
             Figure("soak length", "min", [(time.monotonic() - started) / 60]),
             Figure("reconcile errors logged (faults met)", "errors", [float(reconcile_errors)]),
@@ -524,6 +531,9 @@ def main() -> None:
         ]
         notes = [f"seed {args.seed}; faults in order: {'; '.join(t.faults)}",
                  "KWOK plays every pod: suites' results are simulated; the operator, etcd and the API server are real."]
+        if remembered:
+            notes.append("kopf memories after the soak, new since fresh: " + ", ".join(
+                f"{n} {where}" for where, n in remembered.most_common()))
         for name, found in checks.items():
             for v in found[:5]:
                 notes.append(f"  {name}: {v}")

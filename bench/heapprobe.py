@@ -21,17 +21,46 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from kopf._core.reactor import inventory
 
 SIGNAL = signal.SIGRTMIN + 1
 
+# kopf keeps a memory per object it has seen (any watched kind) until that
+# object's DELETED event. Which objects those are is what tells a leak from
+# objects still there, so each memory is tagged with its object when made.
+_recall = inventory.ResourceMemories.recall
+
+
+async def _recall_tagged(self: inventory.ResourceMemories, raw_body: Any, **kwargs: Any) -> inventory.ResourceMemory:
+    memory = await _recall(self, raw_body, **kwargs)
+    if "_probe_ref" not in memory.__dict__:
+        meta = raw_body.get("metadata") or {}
+        memory.__dict__["_probe_ref"] = (raw_body.get("kind") or "?", meta.get("namespace") or "", meta.get("name") or "")
+    return memory
+
+
+inventory.ResourceMemories.recall = _recall_tagged  # type: ignore[method-assign]
+
+
+def kopf_memories(objects: list[Any]) -> dict[str, Any]:
+    """kopf's per-object memories by kind and namespace (an environment's
+    namespaces as one), and every one of them by name."""
+    refs = [m.__dict__.get("_probe_ref", ("?", "", "")) for o in objects
+            if isinstance(o, inventory.ResourceMemories) for m in o._items.values()]
+    where = Counter(f"{kind} in {'te-*' if ns.startswith('te-') else ns or '(cluster)'}" for kind, ns, _ in refs)
+    return {"count": len(refs), "by_kind": dict(where.most_common()),
+            "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
+
 
 def live_heap() -> dict[str, Any]:
-    """Allocations still referenced once cyclic garbage is gone, and the
-    objects the collector tracks by type (what grew, when something did)."""
+    """Allocations still referenced once cyclic garbage is gone, the objects
+    the collector tracks by type (what grew, when something did), and kopf's
+    per-object memories (whose objects)."""
     gc.collect()
     objects = gc.get_objects()
     by_type = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
-    return {"blocks": sys.getallocatedblocks(), "objects": len(objects), "types": dict(by_type.most_common(300))}
+    return {"blocks": sys.getallocatedblocks(), "objects": len(objects), "types": dict(by_type.most_common(300)),
+            "kopf_memories": kopf_memories(objects)}
 
 
 def _write(directory: Path) -> None:

@@ -125,5 +125,21 @@ def heap_not_back(baseline_blocks: int, after_blocks: int, tolerance: float = 0.
                       f"{after_blocks} live blocks after, baseline {baseline_blocks} (limit {limit:.0f})")]
 
 
+def new_kopf_memories(fresh: Mapping[str, object], after: Mapping[str, object]) -> Counter[str]:
+    """kopf's per-object memories after the soak (heapprobe.py) of objects it
+    did not remember when fresh, by kind and namespace: what the heap kept.
+    An environment's namespaces count as one place, "te-*"."""
+    def objects(heap: Mapping[str, object]) -> set[str]:
+        memories = heap.get("kopf_memories")
+        return set(memories.get("objects", [])) if isinstance(memories, Mapping) else set()
+
+    def where(ref: str) -> str:
+        kind, _, path = ref.partition(" ")
+        namespace = path.rpartition("/")[0]
+        return f"{kind} in {'te-*' if namespace.startswith('te-') else namespace or '(cluster)'}"
+
+    return Counter(where(ref) for ref in objects(after) - objects(fresh))
+
+
 def leaked_namespaces(namespaces: Iterable[str]) -> list[Violation]:
     return [Violation("namespace leaked", ns, "still there after collection") for ns in sorted(namespaces)]

@@ -17,6 +17,7 @@ from soak_invariants import (
     jobs_created_twice,
     leaked_namespaces,
     memory_not_back,
+    new_kopf_memories,
     phases_backwards,
     secrets_leaked,
     wrong_endings,
@@ -81,6 +82,14 @@ def test_the_live_heap_may_end_within_five_percent_of_a_fresh_one() -> None:
     grown = heap_not_back(500_000, 525_001)
     assert [v.invariant for v in grown] == ["heap not back to baseline"]
     assert "525001 live blocks after, baseline 500000" in grown[0].detail
+
+
+def test_kopf_memories_left_are_those_of_objects_not_remembered_when_fresh() -> None:
+    fresh = {"kopf_memories": {"objects": ["Namespace (cluster)/kube-system", "Event kube-system/a"]}}
+    after = {"kopf_memories": {"objects": ["Namespace (cluster)/kube-system", "Event kube-system/b",
+                                           "Pod te-x-1/p", "Pod te-y-2/q", "Namespace /te-x-1"]}}
+    assert new_kopf_memories(fresh, after) == {"Event in kube-system": 1, "Pod in te-*": 2, "Namespace in (cluster)": 1}
+    assert new_kopf_memories(fresh, {}) == {}
 
 
 def test_every_namespace_left_is_a_leak() -> None:
