@@ -28,6 +28,13 @@ def warning_events(core, namespace: str, name: str, reason: str) -> list:
     return [e for e in events if e.reason == reason and e.type == "Warning"]
 
 
+def one_warning_event(core, namespace: str, name: str, reason: str) -> None:
+    """Exactly one Warning Event of `reason`, waited for: kopf posts Events
+    after the status write that a test's watch may see first."""
+    found = wait_for(lambda: warning_events(core, namespace, name, reason), timeout=10, what=f"the {reason} Event")
+    assert len(found) == 1, [e.message for e in found]
+
+
 def component(status: dict, name: str) -> dict:
     return next(c for c in status.get("components") or [] if c["name"] == name)
 
@@ -59,10 +66,8 @@ def test_a_quota_that_stays_full_ends_the_run_in_error_with_the_servers_message(
     # Retained as any failure, not collected at once.
     assert status["expiresAt"] > status["finishedAt"]
     # One Event for the cause however often the ReplicaSet retried.
-    wait_for(lambda: warning_events(core, environments.namespace, "quota", "QuotaExceeded"), timeout=10,
-             what="the QuotaExceeded Event")
-    assert len(warning_events(core, environments.namespace, "quota", "QuotaExceeded")) == 1
-    assert len(warning_events(core, environments.namespace, "quota", "Error")) == 1
+    one_warning_event(core, environments.namespace, "quota", "QuotaExceeded")
+    one_warning_event(core, environments.namespace, "quota", "Error")
 
 
 def test_a_quota_that_frees_up_is_reported_while_it_lasts_and_then_cleared(environments, core):
@@ -183,7 +188,7 @@ def test_an_object_the_api_server_keeps_refusing_is_the_reason(environments, cor
         assert status["message"].startswith('service api: Service "api" was rejected by the API server: '), status
         assert "Services need a ticket in this cluster" in status["message"], status
         assert component(status, "api")["reason"] == "ApplyRejected"
-        assert len(warning_events(core, environments.namespace, name, "ApplyRejected")) == 1
+        one_warning_event(core, environments.namespace, name, "ApplyRejected")
         assert not warning_events(core, environments.namespace, name, "ReconcileError")
 
 
@@ -203,5 +208,5 @@ def test_a_job_the_api_server_refuses_ends_the_run_with_that_reason(environments
         assert "Jobs need a ticket in this cluster" in status["message"], status
         suite = next(t for t in status["tests"] if t["name"] == "e2e")
         assert suite["reason"] == "ApplyRejected", suite
-        assert len(warning_events(core, environments.namespace, name, "ApplyRejected")) == 1
+        one_warning_event(core, environments.namespace, name, "ApplyRejected")
         assert not warning_events(core, environments.namespace, name, "ReconcileError")

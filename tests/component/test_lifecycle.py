@@ -93,8 +93,11 @@ def test_an_orphaned_environment_namespace_is_swept(core, operator):
     })))
     wait_for(lambda: _namespace_gone(core, name), timeout=60, what="orphan namespace swept")
     assert f"deleting namespace {name}: orphaned" in operator.logs()
-    events = core.list_namespaced_event("default", field_selector=f"involvedObject.name={name}").items
-    assert [e.reason for e in events] == ["OrphanCollected"]
+    def reasons() -> list[str]:
+        return [e.reason for e in core.list_namespaced_event("default", field_selector=f"involvedObject.name={name}").items]
+
+    wait_for(reasons, timeout=10, what="the OrphanCollected Event")
+    assert reasons() == ["OrphanCollected"]
 
 
 def _finalizers(core: client.CoreV1Api, name: str) -> list[str]:

@@ -272,7 +272,10 @@ def test_deleting_the_environment_deletes_its_namespace_then_the_finalizer(envir
     assert "testenv.dev/cleanup" in environments.get("short-lived")["metadata"]["finalizers"]
     environments.delete("short-lived")
     wait_for(lambda: not environments.exists("short-lived"), timeout=90, what="TestEnvironment gone")
-    events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=short-lived")
-    assert any(e.reason == "Terminating" and status["namespace"] in e.message for e in events.items)
+    def terminating_posted() -> bool:
+        events = core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=short-lived")
+        return any(e.reason == "Terminating" and status["namespace"] in e.message for e in events.items)
+
+    wait_for(terminating_posted, timeout=10, what="the Terminating Event naming the namespace")
     assert _our_namespaces(core, created["metadata"]["uid"]) == []
     assert status["namespace"] not in {n.metadata.name for n in core.list_namespace().items}
