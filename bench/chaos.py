@@ -516,6 +516,8 @@ def main() -> None:
             Figure("previews never ready before their deadline", "envs", [float(len(late_previews))]),
             Figure("previews ready only in the pass that ended them", "envs", [float(len(unseen_ready))]),
             Figure("credentials watched for", "values", [float(len(soak.credentials))]),
+            Figure("Events about the environments, checked for duplicate phases", "events",
+                   [float(len(phase_events))]),
             Figure("operator RSS, fresh and idle (baseline)", "MiB", [baseline / 1024]),
             Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
             Figure("live Python allocations, fresh and idle (baseline)", "blocks", [float(baseline_heap)]),

@@ -81,12 +81,18 @@ class PhaseEvent:
 
 
 def duplicate_phase_events(events: Iterable[PhaseEvent], phases: Iterable[str]) -> list[Violation]:
-    """One Event per phase a run enters (each soak environment runs once)."""
+    """One Event per phase a run enters (each soak environment runs once).
+    No phase Event at all is a violation too: the soak's environments all
+    change phase, so an empty list means the Events were not found (as when
+    they lacked the involvedObject.kind they are selected by), not that
+    none was duplicated."""
     names = frozenset(phases)
     totals: Counter[tuple[str, str, str]] = Counter()
     for e in events:
         if e.reason in names:
             totals[(e.uid, e.subject, e.reason)] += max(e.count, 1)
+    if not totals:
+        return [Violation("duplicate phase Event", "every environment", "no phase Event found: nothing was checked")]
     return [Violation("duplicate phase Event", subject, f"{reason} x{n}")
             for (_, subject, reason), n in sorted(totals.items()) if n > 1]
 

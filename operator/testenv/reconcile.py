@@ -34,7 +34,9 @@ from .diagnose import (
 from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
 from .kube import Kube, StatusWrite, WriteOutcome
 from .models import (
+    API_VERSION,
     FINISHED_PHASES,
+    KIND,
     JobPhase,
     Phase,
     SuiteStatus,
@@ -664,8 +666,10 @@ def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | 
 
 def _kopf_body(body: Mapping[str, Any]) -> kopf.Body:
     """The environment as kopf's own view of an object, which is what it posts Events for;
-    the snapshot the loop hands over is that object as plain data."""
-    return kopf.Body(cast(kopf.RawBody, dict(body)))
+    the snapshot the loop hands over is that object as plain data. Its kind
+    goes into the Event's involvedObject: `kubectl describe` and `kubectl
+    events --for` select an object's Events by kind, name and uid."""
+    return kopf.Body(cast(kopf.RawBody, {"apiVersion": API_VERSION, "kind": KIND, **body}))
 
 
 def _post_log_tail(this: _Pass, job: str) -> None:

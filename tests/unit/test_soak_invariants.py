@@ -64,6 +64,13 @@ def test_one_event_per_phase_and_aggregated_counts_are_counted() -> None:
     assert [str(v) for v in found] == ["duplicate phase Event: ci/a: Provisioning x2"]
 
 
+def test_no_phase_event_found_at_all_is_no_pass() -> None:
+    """The soak once selected Events by an involvedObject.kind the operator
+    did not set: it found none, and counted 0 duplicates."""
+    found = duplicate_phase_events([PhaseEvent("u1", "ci/a", "SuitePassed", 1)], ["Provisioning", "Succeeded"])
+    assert [v.detail for v in found] == ["no phase Event found: nothing was checked"]
+
+
 def test_a_credential_anywhere_is_caught_and_short_values_are_not_matched() -> None:
     secrets = ["Zt6Qv0mH2xkP9rWc", "5432"]
     texts = [("operator log", "connected to port 5432"), ("status ci/a", "{'message': 'ready'}")]

@@ -10,6 +10,7 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
+import kopf
 import pytest
 from fake_kube import RefusingKube
 from kubernetes.client.exceptions import ApiException
@@ -174,3 +175,14 @@ def test_only_the_last_few_own_versions_are_kept() -> None:
         memory.wrote({}, str(n), str(n + 1))
     assert len(memory.own_versions) == reconcile_module.OWN_VERSIONS_KEPT
     assert memory.based_on("12") == "20" and memory.based_on("3") == "3" and memory.based_on(None) is None
+
+
+def test_phase_events_name_the_environment_as_kubectl_describe_selects_it(monkeypatch) -> None:
+    """kubectl describe and kubectl events --for select by kind, name and uid:
+    an Event posted for the loop's plain snapshot once lacked the kind."""
+    refs: list[dict[str, Any]] = []
+    monkeypatch.setattr(reconcile_module.kopf, "event",
+                        lambda body, type, reason, message: refs.append(kopf.build_object_reference(body)))
+    reconcile(body(10), Observed(), VersionedKube(), SETTINGS, Memory())
+    assert refs and all(ref == {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "name": "pr-1",
+                                "uid": "u-1", "namespace": "ci"} for ref in refs)
