@@ -132,10 +132,13 @@ def filter_watches(settings: kopf.OperatorSettings) -> None:
     for resource in WATCHED_OURS:
         settings.watching.label_selectors[resource] = ours
     # Only Warnings say why pods do not come up (observe.slim_event); not the
-    # ones about TestEnvironments, which this operator posts itself (under
-    # faults, a ReconcileError per retry) and kopf would otherwise remember
-    # each of for the Event's hour (bench/RESULTS.md, the chaos soak).
-    settings.watching.field_selectors[EVENTS] = f"type=Warning,involvedObject.kind!={models.KIND}"
+    # ones this operator posts itself, about TestEnvironments (under faults, a
+    # ReconcileError per retry) and about the namespaces the sweep collects,
+    # which kopf would otherwise remember each of for the Event's hour
+    # (bench/RESULTS.md, the chaos soak). Diagnosis reads those of pods,
+    # ReplicaSets and Jobs only.
+    settings.watching.field_selectors[EVENTS] = (
+        f"type=Warning,involvedObject.kind!={models.KIND},involvedObject.kind!=Namespace")
 
 
 @kopf.on.cleanup()

@@ -30,10 +30,10 @@ def test_watches_of_our_children_ask_the_api_server_for_our_label_only() -> None
         assert selectors == [f"{LABEL_MANAGED_BY}={MANAGED_BY}"], plural
 
 
-def test_the_events_watch_asks_for_warnings_not_about_test_environments() -> None:
+def test_the_events_watch_asks_for_warnings_not_about_what_the_operator_posts_on() -> None:
     settings = _filtered()
     assert list(settings.watching.field_selectors.collect(Resource("", "v1", "events"))) == [
-        "type=Warning,involvedObject.kind!=TestEnvironment"]
+        "type=Warning,involvedObject.kind!=TestEnvironment,involvedObject.kind!=Namespace"]
     # The events.k8s.io API is not watched, and must not be caught by the core one's filter.
     assert not list(settings.watching.field_selectors.collect(Resource("events.k8s.io", "v1", "events")))
 
