@@ -304,6 +304,20 @@ class Soak:
         ]
 
 
+def restart_control_plane(bed: Any) -> None:
+    """etcd, the API server and the controllers stopped and started again;
+    what kwokctl said, when it took long or failed (a soak that stops on it
+    must say why)."""
+    log("restarting the control plane (etcd, API server, controllers)")
+    began = time.monotonic()
+    done = subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=bed.env,
+                          capture_output=True, text=True)
+    took = time.monotonic() - began
+    if done.returncode or took > 60:
+        log(f"control-plane restart took {took:.0f} s, exit {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    done.check_returncode()
+
+
 def _interrupted(*_: Any) -> None:
     """SIGTERM unwinds like Ctrl-C, so every `finally` (test bed, proxy) runs."""
     raise KeyboardInterrupt
@@ -371,9 +385,7 @@ def main() -> None:
                 active = (fault, now + fault.seconds)
             if restart_at and now - t0 >= restart_at[0]:
                 restart_at.pop(0)
-                log("restarting the control plane (etcd, API server, controllers)")
-                subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=sess.bed.env,
-                               check=True, capture_output=True)
+                restart_control_plane(sess.bed)
                 soak.tally.restarts += 1
             if now >= next_kill:
                 soak.kill(op)
@@ -395,8 +407,7 @@ def main() -> None:
             soak.tally.faults.append(fault.name)
         while restart_at:
             restart_at.pop(0)
-            subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=sess.bed.env,
-                           check=True, capture_output=True)
+            restart_control_plane(sess.bed)
             soak.tally.restarts += 1
         op.stop()  # SIGTERM: every SIGKILL is counted above
 

@@ -130,8 +130,11 @@ class Testbed:
         return total
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=input,
-                              capture_output=True, text=True, check=check)
+        done = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args], input=input,
+                              capture_output=True, text=True)
+        if check and done.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-2000:]}")
+        return done
 
 
 def start_testbed(args: argparse.Namespace) -> Testbed:
