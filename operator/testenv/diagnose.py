@@ -202,6 +202,17 @@ def log_key(*, pod: str, container: str) -> str:
     return f"{pod}/{container}"
 
 
+# The kubelet keeps one dead container per container: asked for one it has
+# already removed (`previous` while the pod shows Error, the next crash
+# already recorded), it answers 200 with this notice for a body.
+_LOG_RECLAIMED = re.compile(rb"unable to retrieve container logs for \S+\s*")
+
+
+def log_reclaimed(body: bytes) -> bool:
+    """Whether a log read is the kubelet's notice of a removed container, not a log."""
+    return _LOG_RECLAIMED.fullmatch(body) is not None
+
+
 # --- pods --------------------------------------------------------------------
 
 

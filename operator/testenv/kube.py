@@ -21,6 +21,7 @@ from kubernetes.dynamic import DynamicClient
 from . import models
 from .build.copies import SecretRule, config_map_names, secret_names
 from .build.services import CopySource, selects
+from .diagnose import log_reclaimed
 from .plan import ObjectRef
 from .wire import apply_body
 
@@ -355,16 +356,19 @@ class Kube:
 
     def container_log(self, *, namespace: str, pod: str, container: str, limit_bytes: int) -> bytes | None:
         """The tail of a container's log as bytes (a log need not be UTF-8):
-        its previous instance's after a restart, else its current one."""
+        its previous instance's after a restart, else its current one (the
+        one that just exited, when the kubelet has removed the one before)."""
         for previous in (True, False):
             try:
                 response = self.core.read_namespaced_pod_log(
                     pod, namespace, container=container, previous=previous, limit_bytes=limit_bytes,
                     tail_lines=200, _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
                 )
-                return cast(_Unread, response).data
             except ApiException:
                 continue  # no previous instance (400), a fake (KWOK) or vanished pod
+            data = cast(_Unread, response).data
+            if not log_reclaimed(data):
+                return data
         return None
 
     def read_log(
@@ -405,6 +409,7 @@ class Kube:
 
     def log_tail(self, *, namespace: str, pod: str, lines: int = 20) -> str:
         try:
-            return self.core.read_namespaced_pod_log(pod, namespace, tail_lines=lines) or ""
+            tail = self.core.read_namespaced_pod_log(pod, namespace, tail_lines=lines) or ""
         except ApiException:
             return ""  # a fake (KWOK) or vanished pod has no logs; the Event says so
+        return "" if log_reclaimed(tail.encode()) else tail

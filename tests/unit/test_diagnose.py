@@ -18,6 +18,7 @@ from testenv.diagnose import (
     Reason,
     diagnose_pods,
     log_key,
+    log_reclaimed,
     pod_owner,
     pods_by_owner,
 )
@@ -340,6 +341,14 @@ def test_a_non_utf8_log_is_shown_with_replacement_characters() -> None:
     found = diagnose([crash_looping()], previous_logs={log_key(pod="api-7d9f8c6b5-x2x4q", container="app"): logs})
     assert found is not None
     assert found.message.endswith("last log lines: starting | \ufffd\ufffd broken \ufffd( bytes | FATAL: bad config")
+
+
+def test_the_kubelets_notice_of_a_removed_container_is_no_log() -> None:
+    """It answers 200 with this body; a crash-loop message once showed it as
+    the container's last log lines."""
+    assert log_reclaimed(b"unable to retrieve container logs for containerd://0f9cf353d01a8761213f10e2cc1f5c399c761ad\n")
+    assert not log_reclaimed(b"starting up\nconfig missing\n")
+    assert not log_reclaimed(b"error: unable to retrieve container logs for containerd://0f9c, retrying\n")
 
 
 def test_a_log_of_blank_lines_adds_nothing() -> None:
