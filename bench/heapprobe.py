@@ -43,13 +43,11 @@ inventory.ResourceMemories.recall = _recall_tagged  # type: ignore[method-assign
 
 
 def kopf_memories(objects: list[Any]) -> dict[str, Any]:
-    """kopf's per-object memories by kind and namespace (an environment's
-    namespaces as one), and every one of them by name."""
+    """kopf's per-object memories, each as "<kind> <namespace>/<name>"
+    (soak_invariants.new_kopf_memories groups them by kind and place)."""
     refs = [m.__dict__.get("_probe_ref", ("?", "", "")) for o in objects
             if isinstance(o, inventory.ResourceMemories) for m in o._items.values()]
-    where = Counter(f"{kind} in {'te-*' if ns.startswith('te-') else ns or '(cluster)'}" for kind, ns, _ in refs)
-    return {"count": len(refs), "by_kind": dict(where.most_common()),
-            "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
+    return {"count": len(refs), "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
 
 
 def live_heap() -> dict[str, Any]:

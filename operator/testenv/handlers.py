@@ -331,13 +331,13 @@ async def run_environment(
                 delay = await asyncio.to_thread(reconcile, snapshot, observed, _kube(), settings, memory, admission,
                                                 _store())
                 failures = 0
-            except StaleView:
+            except StaleView as stale:
                 # Changed under this pass (deleted, or written by another
                 # replica): nothing was written; go on from the API's copy.
                 memory.forget_written()
                 try:
-                    fresh = await asyncio.to_thread(_kube().read_environment, namespace=meta["namespace"],
-                                                    name=meta["name"])
+                    fresh = stale.current if stale.read else await asyncio.to_thread(
+                        _kube().read_environment, namespace=meta["namespace"], name=meta["name"])
                 except Exception as exc:  # noqa: BLE001 - unreachable for now: the next pass goes on from kopf's copy
                     logger.warning("environment not read again after a stale write: %s", exc)
                 else:

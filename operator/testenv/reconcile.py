@@ -129,7 +129,12 @@ class Memory:
 
 class StaleView(Exception):
     """The resource changed since the body this pass planned from; nothing
-    was written. The caller reads it afresh."""
+    was written. The caller goes on from the API's copy: `current`, when the
+    pass read it already (`read`; None when it is gone), else read afresh."""
+
+    def __init__(self, message: str, *, read: bool = False, current: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.read, self.current = read, current
 
 
 LOG_REREAD = 30.0
@@ -478,7 +483,7 @@ def _write_onto_current(
     except Exception as exc:  # the caller reads it again, or goes on from kopf's copy
         raise StaleView(f"{where} changed since version {stale}, and was not read again: {exc}") from exc
     if current is None or not _plans_from_the_same(this, current):
-        raise StaleView(f"{where} changed since version {stale}")
+        raise StaleView(f"{where} changed since version {stale}", read=True, current=current)
     version = current["metadata"].get("resourceVersion")
     written = this.kube.patch_status(
         namespace=this.env.namespace, name=this.env.name, status=planned, resource_version=version)

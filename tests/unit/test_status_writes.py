@@ -142,18 +142,21 @@ def test_a_change_to_nothing_planned_from_does_not_cost_the_pass(events) -> None
 def test_a_change_to_what_the_pass_planned_from_makes_it_stale(events, change) -> None:
     kube, memory = VersionedKube(), Memory()
     kube.changed(**change)
-    with pytest.raises(StaleView):
+    with pytest.raises(StaleView) as raised:
         reconcile(body(10), Observed(), kube, SETTINGS, memory)
     assert kube.patches == [] and events == [] and memory.status is None
+    # What the pass read comes with it: the daemon goes on from it, unread again.
+    assert raised.value.read and raised.value.current == kube.stored
 
 
 def test_a_stale_write_that_cannot_be_read_again_is_stale(events) -> None:
     kube, memory = VersionedKube(), Memory()
     kube.changed(finalizers=["testenv.dev/cleanup"])
     kube.read_failure = ApiException(status=503, reason="Service Unavailable")
-    with pytest.raises(StaleView, match="not read again"):
+    with pytest.raises(StaleView, match="not read again") as raised:
         reconcile(body(10), Observed(), kube, SETTINGS, memory)
     assert kube.patches == [] and events == []
+    assert not raised.value.read  # the daemon reads it, or goes on from kopf's copy
 
 
 def test_a_write_that_failed_is_tried_again_with_its_events(events) -> None:
