@@ -22,7 +22,7 @@ from .build.common import (
     MANAGED_BY,
     environment_namespace_name,
 )
-from .kube import Kube, load_client
+from .kube import Kube, event_name, load_client
 from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace
 from .plan import was_collected
@@ -72,6 +72,14 @@ def _kube() -> Kube:
 
 
 SWEEP = OrphanSweep(_kube)
+
+
+async def _post_event(kube: Kube, body: kopf.Body, *, type: str, reason: str, message: str, name: str) -> None:
+    """An Event posted under `name`; auxiliary, so a failure is logged, not raised."""
+    try:
+        await asyncio.to_thread(kube.post_event, dict(body), type=type, reason=reason, message=message, name=name)
+    except Exception:
+        log.warning("Event %s for %s not posted", reason, name, exc_info=True)
 
 
 def _store() -> ResultsStore:
@@ -378,7 +386,9 @@ async def collect_on_delete(
         message = f"deleting namespace {target}"
         await asyncio.to_thread(kube.patch_status, namespace=namespace, name=name,
                                 status={"phase": "Terminating", "message": message})
-        kopf.event(body, type="Normal", reason="Terminating", message=message)
+        # Named, so that a post tried again after a lost answer is not made twice.
+        await _post_event(kube, body, type="Normal", reason="Terminating", message=message,
+                          name=event_name(name, uid, "Terminating", target))
     with WAKEUPS.listen(uid) as wake:
         await until_gone(wake, present=lambda: target in namespaces, recheck=COLLECT_RECHECK_SECONDS,
                          still_there=partial(asyncio.to_thread, kube.namespace_exists, target))

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from . import models
 from .build.copies import SecretRule, config_map_names, secret_names
@@ -60,9 +61,20 @@ def _json_object(found: object) -> dict[str, Any]:
 CONNECTION_POOL_SIZE = 32
 # For the calls of background tasks, which nothing else would ever time out.
 REQUEST_TIMEOUT = (10.0, 60.0)
+# A named Event's post, tried again after these pauses (seconds): it runs
+# in the reconcile thread, after the status write it announces.
+EVENT_RETRY_DELAYS = (0.5, 1.0, 2.0)
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How long a pull Secret read from the operator's namespace is believed: every
 # environment's reconcile asks, and a rotated registry token arrives this late.
 PULL_SECRET_TTL = 30.0
+
+
+def event_name(subject: str, *announces: object) -> str:
+    """An Event's name from what it announces, kubectl's `<object>.<hex>`
+    form: posted twice, the same announcement meets AlreadyExists."""
+    key = hashlib.sha256("|".join(map(str, announces)).encode()).hexdigest()[:16]
+    return f"{subject[:200]}.{key}"
 
 
 def load_client() -> client.ApiClient:
@@ -188,15 +200,20 @@ class Kube:
             for key in [k for k in self._applied if k[2] == name or (k[1] == "Namespace" and k[3] == name)]:
                 del self._applied[key]
 
-    def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str) -> None:
-        """An Event outside any kopf handler, where kopf's own posting is not available."""
+    def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str,
+                   name: str | None = None) -> None:
+        """An Event about `involved`. Under a name that says what it announces,
+        the post is tried again on a lost connection or an overloaded server:
+        a try that landed before its answer was lost meets AlreadyExists, and
+        no announcement is made twice (a generated name would make it twice)."""
         meta = involved["metadata"]
         namespace = meta.get("namespace") or _home_namespace()
         now = datetime.now(UTC)
         reference = client.V1ObjectReference(api_version=involved["apiVersion"], kind=involved["kind"],
                                              name=meta["name"], uid=meta.get("uid", ""), namespace=namespace)
-        self.core.create_namespaced_event(namespace, client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=namespace),
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=name, generate_name=None if name else f"{meta['name']}.",
+                                         namespace=namespace),
             involved_object=reference,
             type=type,
             reason=reason,
@@ -206,7 +223,20 @@ class Kube:
             first_timestamp=now,
             last_timestamp=now,
             count=1,
-        ))
+        )
+        for delay in (*(EVENT_RETRY_DELAYS if name else ()), None):
+            try:
+                self.core.create_namespaced_event(namespace, event, _request_timeout=REQUEST_TIMEOUT)
+                return
+            except ApiException as exc:
+                if exc.status == 409 and name:
+                    return
+                if delay is None or exc.status not in RETRIED_STATUSES:
+                    raise
+            except (Urllib3Error, OSError):
+                if delay is None:
+                    raise
+            time.sleep(delay)
 
     def environments(self) -> list[dict[str, Any]]:
         """Every TestEnvironment in the cluster, as the API has them now."""

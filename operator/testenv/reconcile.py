@@ -11,9 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -32,7 +31,7 @@ from .diagnose import (
     wants_log,
 )
 from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
-from .kube import Kube, StatusWrite, WriteOutcome
+from .kube import Kube, StatusWrite, WriteOutcome, event_name
 from .models import (
     API_VERSION,
     FINISHED_PHASES,
@@ -509,9 +508,22 @@ def _plans_from_the_same(this: _Pass, current: Mapping[str, Any]) -> bool:
 
 def _post_events(this: _Pass, result: Plan) -> None:
     for event in result.events:
-        kopf.event(_kopf_body(this.body), type=event.type, reason=event.reason, message=event.message[:1000])
+        _announce(this, type=event.type, reason=event.reason, message=event.message[:1000])
     for job_name in result.log_tails:
         _post_log_tail(this, job_name)
+
+
+def _announce(this: _Pass, *, type: str, reason: str, message: str) -> None:
+    """One Event about the environment, named after what it announces: the
+    status write it follows (the version it made), its reason and message.
+    A post tried again, by us or by the HTTP client after a lost answer,
+    then cannot announce the same thing twice."""
+    version = this.memory.based_on(this.body["metadata"].get("resourceVersion"))
+    try:
+        this.kube.post_event(_involved(this.body), type=type, reason=reason, message=message,
+                             name=event_name(this.env.name, this.env.uid, version, reason, message))
+    except Exception:  # auxiliary: the status it announces is written, and a pass is not undone for it
+        log.warning("Event %s for %s/%s not posted", reason, this.env.namespace, this.env.name, exc_info=True)
 
 
 # --- the steps' parts -----------------------------------------------------------------
@@ -669,12 +681,11 @@ def _pull_secrets(settings: Settings, kube: Kube) -> dict[str, dict[str, Any] | 
     }
 
 
-def _kopf_body(body: Mapping[str, Any]) -> kopf.Body:
-    """The environment as kopf's own view of an object, which is what it posts Events for;
-    the snapshot the loop hands over is that object as plain data. Its kind
-    goes into the Event's involvedObject: `kubectl describe` and `kubectl
-    events --for` select an object's Events by kind, name and uid."""
-    return kopf.Body(cast(kopf.RawBody, {"apiVersion": API_VERSION, "kind": KIND, **body}))
+def _involved(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The environment as an Event's involvedObject names it. The loop's
+    snapshot is plain data without a kind, and `kubectl describe` and
+    `kubectl events --for` select an object's Events by kind, name and uid."""
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": body["metadata"]}
 
 
 def _post_log_tail(this: _Pass, job: str) -> None:
@@ -689,8 +700,7 @@ def _post_log_tail(this: _Pass, job: str) -> None:
     if not tail:  # no kubelet logs (gone, or a simulated pod): the termination message is the next best
         states = [(c.get("state") or {}).get("terminated") or {} for c in pod["status"].get("containerStatuses") or []]
         tail = next((t["message"] for t in states if t.get("message")), "(no logs available)")
-    kopf.event(_kopf_body(this.body), type="Warning", reason="FailureLogs",
-               message=f"{job} ({name}), last lines:\n{tail[-900:]}")
+    _announce(this, type="Warning", reason="FailureLogs", message=f"{job} ({name}), last lines:\n{tail[-900:]}")
 
 
 def _verify(spec: TestEnvironmentSpec, stub_name: str, env: EnvRef, kube: Kube) -> SuiteStatus:

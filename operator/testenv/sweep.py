@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 
 from . import metrics
-from .kube import Kube
+from .kube import Kube, event_name
 from .orphans import EnvironmentNamespace, find_orphans, why
 from .peering import outranked
 
@@ -104,6 +104,6 @@ class OrphanSweep:
         involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
         try:
             await asyncio.to_thread(kube.post_event, involved, type="Warning", reason="OrphanCollected",
-                                    message=why(orphan))
+                                    message=why(orphan), name=event_name(orphan.name, orphan.uid, "OrphanCollected"))
         except Exception:  # an Event is worth a log line, not the rest of the pass
             log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)

@@ -6,6 +6,7 @@ use it; everything against the API itself runs on the real control plane.)"""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -16,6 +17,15 @@ from testenv.kube import StatusWrite, WriteOutcome
 RANGE_FULL = 'Internal error occurred: failed to allocate a serviceIP for Service "api": range is full'
 
 
+@dataclass(frozen=True)
+class PostedEvent:
+    involved: dict[str, Any]
+    type: str
+    reason: str
+    message: str
+    name: str | None
+
+
 class RefusingKube:
     """Accepts everything but the objects of one kind and name (a component's Service by default)."""
 
@@ -23,6 +33,11 @@ class RefusingKube:
                  kind: str = "Service") -> None:
         self.refused, self.status_code, self.message, self.kind = refused, status, message, kind
         self.patches: list[dict[str, Any]] = []
+        self.events: list[PostedEvent] = []
+
+    def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str,
+                   name: str | None = None) -> None:
+        self.events.append(PostedEvent(involved, type, reason, message, name))
 
     def apply(self, obj: dict[str, Any]) -> bool:
         if obj["kind"] == self.kind and obj["metadata"]["name"] == self.refused:

@@ -75,8 +75,6 @@ def test_a_started_environment_is_not_queued_again_while_its_body_lags(monkeypat
     and wrote Provisioning; a wake-up before the body showed that write
     judged it as new, against the full index, and queued an environment
     whose namespace already existed."""
-    from testenv import reconcile as reconcile_module
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *a, **k: None)
     settings = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-system")
     body = {"metadata": {"name": "env-3", "namespace": "ci", "uid": "u-ci-env-3", "generation": 1},
             "spec": {"datastores": [{"name": "cache", "engine": "redis"}]}, "status": {}}

@@ -19,7 +19,8 @@ SETTINGS = Settings(copy_allowlist=frozenset(), operator_namespace="testenv-syst
 @pytest.fixture
 def events(monkeypatch) -> list[tuple[str, str]]:
     posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda body, type, reason, message: posted.append((reason, message)))
+    monkeypatch.setattr(RefusingKube, "post_event",
+                        lambda self, involved, *, type, reason, message, name=None: posted.append((reason, message)))
     return posted
 
 

@@ -425,12 +425,14 @@ class EnvironmentKube(ResultsKube):
     def log_tail(self, *, namespace: str, pod: str, lines: int = 20) -> str:
         return ""
 
+    def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str,
+                   name: str | None = None) -> None: ...
+
     def container_log(self, *, namespace: str, pod: str, container: str, limit_bytes: int) -> bytes | None:
         return None
 
 
 def test_a_failed_suites_counts_come_from_its_kept_report_and_its_log_tail_is_kept(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *_, **__: None)
     target = environment_namespace_name(namespace="ci", name="pr-1", uid="uid-1")
     failed = pod("e2e-r1-0-a", containerStatuses=[terminated("tests", 1, "Error")])
     kube = EnvironmentKube([failed])
@@ -457,7 +459,6 @@ def test_a_failed_suites_counts_come_from_its_kept_report_and_its_log_tail_is_ke
 
 
 def test_a_run_past_its_deadline_keeps_what_its_running_suite_said_before_the_job_goes(monkeypatch) -> None:
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *_, **__: None)
     target = environment_namespace_name(namespace="ci", name="pr-1", uid="uid-1")
     still_running = {**pod("e2e-r1-0-a", phase="Running", containerStatuses=[running("tests")]),
                      "metadata": {"name": "e2e-r1-0-a", "labels": {"testenv.dev/run": "1"}}}
@@ -483,7 +484,6 @@ def test_a_run_past_its_deadline_keeps_what_its_running_suite_said_before_the_jo
 
 
 def test_expired_results_the_store_will_not_delete_are_not_called_gone_and_are_tried_again(monkeypatch) -> None:
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda *_, **__: None)
     kube = EnvironmentKube([])
     bodies = MemoryBodies()
     store = ResultsStore(kube, bodies, keep_runs=2)  # type: ignore[arg-type]

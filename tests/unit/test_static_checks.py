@@ -97,11 +97,11 @@ def test_an_adapter_library_imported_by_a_module_not_named_breaks_its_contract(t
     report = _flat(result.stdout)
     assert result.returncode != 0, _report(result)
     for broken, chain in (
-        ("httpx and urllib3 only in stubaccess and cli.cluster", "testenv.harvest -> httpx"),
+        ("httpx and urllib3 only in stubaccess, cli.cluster and kube", "testenv.harvest -> httpx"),
         ("kubernetes only in kube, stubaccess, cli.cluster, reconcile, harvest, resultstore",
          "testenv.cli.fetch -> kubernetes"),
         ("boto3 and botocore only in s3store", "testenv.metrics -> boto3"),
-        ("kopf only at the edge: __main__, handlers, reconcile", "testenv.sweep -> kopf"),
+        ("kopf only at the edge: __main__ and handlers", "testenv.sweep -> kopf"),
         ("prometheus_client only in metrics", "testenv.resultstore -> prometheus_client"),
     ):
         assert f"{broken} BROKEN" in report and chain in report, _report(result)

@@ -10,7 +10,6 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-import kopf
 import pytest
 from fake_kube import RefusingKube
 from kubernetes.client.exceptions import ApiException
@@ -59,11 +58,16 @@ CLOCK = [datetime(2026, 1, 1, 12, 0, 0)]
 
 
 @pytest.fixture
-def events(monkeypatch) -> list[str]:
-    posted: list[str] = []
-    monkeypatch.setattr(reconcile_module.kopf, "event", lambda body, type, reason, message: posted.append(reason))
+def clock(monkeypatch) -> None:
     CLOCK[:] = [datetime(2026, 1, 1, 12, 0, 0)]
     monkeypatch.setattr(reconcile_module, "_now", lambda: CLOCK[0])
+
+
+@pytest.fixture
+def events(monkeypatch, clock) -> list[str]:
+    posted: list[str] = []
+    monkeypatch.setattr(RefusingKube, "post_event",
+                        lambda self, involved, *, type, reason, message, name=None: posted.append(reason))
     return posted
 
 
@@ -180,12 +184,43 @@ def test_only_the_last_few_own_versions_are_kept() -> None:
     assert memory.based_on("12") == "20" and memory.based_on("3") == "3" and memory.based_on(None) is None
 
 
-def test_phase_events_name_the_environment_as_kubectl_describe_selects_it(monkeypatch) -> None:
+def test_phase_events_name_the_environment_as_kubectl_describe_selects_it() -> None:
     """kubectl describe and kubectl events --for select by kind, name and uid:
     an Event posted for the loop's plain snapshot once lacked the kind."""
-    refs: list[dict[str, Any]] = []
-    monkeypatch.setattr(reconcile_module.kopf, "event",
-                        lambda body, type, reason, message: refs.append(kopf.build_object_reference(body)))
-    reconcile(body(10), Observed(), VersionedKube(), SETTINGS, Memory())
-    assert refs and all(ref == {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "name": "pr-1",
-                                "uid": "u-1", "namespace": "ci"} for ref in refs)
+    kube = VersionedKube()
+    reconcile(body(10), Observed(), kube, SETTINGS, Memory())
+    assert kube.events and all(
+        (e.involved["apiVersion"], e.involved["kind"], e.involved["metadata"]["name"], e.involved["metadata"]["uid"],
+         e.involved["metadata"]["namespace"]) == ("testenv.dev/v1alpha1", "TestEnvironment", "pr-1", "u-1", "ci")
+        for e in kube.events)
+
+
+def test_an_announcement_has_one_name_however_often_it_is_posted() -> None:
+    """The soak met two Failed Events for one environment: an Event posted
+    under a generated name and tried again after a lost answer is made
+    twice. Named after the status write it follows, a second post of the
+    same announcement meets AlreadyExists instead."""
+    first, again = VersionedKube(), VersionedKube()
+    reconcile(body(10), Observed(), first, SETTINGS, Memory())
+    reconcile(body(10), Observed(), again, SETTINGS, Memory())  # the same pass from the same version
+    names = [e.name for e in first.events]
+    assert names and all(n and n.startswith("pr-1.") for n in names) and len(set(names)) == len(names)
+    assert [e.name for e in again.events] == names
+
+
+def test_each_status_write_announces_under_a_name_of_its_own(clock) -> None:
+    kube, memory = VersionedKube(), Memory()
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    reconcile(body(10), later(), kube, SETTINGS, memory)
+    assert [e.reason for e in kube.events][-1] == "TimedOut"
+    assert len({e.name for e in kube.events}) == len(kube.events) >= 2
+
+
+def test_an_event_not_posted_does_not_undo_the_pass(clock, caplog) -> None:
+    """Events are auxiliary: the status they announce is written and remembered."""
+    kube, memory = VersionedKube(), Memory()
+    def refuse(*_: Any, **__: Any) -> None:
+        raise ApiException(status=503, reason="Service Unavailable")
+    kube.post_event = refuse  # type: ignore[method-assign]
+    reconcile(body(10), Observed(), kube, SETTINGS, memory)
+    assert memory.status is not None and kube.patches and "not posted" in caplog.text
