@@ -89,6 +89,13 @@ def _store() -> ResultsStore:
     return _state["store"]
 
 
+# kopf's default retries give up on the API server after 55 s, and the
+# operator exits: one started during a control-plane restart that took 240 s
+# (the chaos soak) did. An API server restart or upgrade takes minutes; this
+# rides out about five of them, and once the API is back resumes within 30 s.
+API_ERROR_BACKOFFS = (1, 1, 2, 3, 5, 8, 13, 21, 30, 30, 30, 30, 30, 30, 30, 30)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     configure_persistence(settings)
@@ -96,6 +103,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf logs every handled watch event at INFO; children change often.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = API_ERROR_BACKOFFS
     filter_watches(settings)
     settings.execution.max_workers = 20
     port = int(os.environ.get("TESTENV_METRICS_PORT", "0") or 0)

@@ -79,3 +79,11 @@ def test_no_handler_needs_the_last_handled_state_the_operator_does_not_keep() ->
     body = kopf.Body({"metadata": {"name": "e", "annotations": {}}, "spec": {"a": 1}})
     storage = settings.persistence.diffbase_storage
     assert storage.fetch(body=body) == storage.build(body=body) == {}
+
+
+def test_the_operator_rides_out_an_api_server_restart_of_minutes() -> None:
+    """kopf's own retries (55 s in all) let an operator started during the
+    soak's 240 s control-plane restart exit; a pause after any failure
+    stays short enough to resume soon after the API server is back."""
+    backoffs = handlers.API_ERROR_BACKOFFS
+    assert sum(backoffs) >= 240 + 30 and max(backoffs) <= 30
