@@ -152,9 +152,45 @@ down() {
   echo "testbed: stopped"
 }
 
+# The ports of the control plane's servers, from kwokctl's saved configuration.
+control_plane_ports() {
+  sed -n 's/^ *\(etcdPort\|etcdPeerPort\|kubeApiserverPort\|kubeControllerManagerPort\|kubeSchedulerPort\|kwokControllerPort\): *\([0-9][0-9]*\)$/\2/p' \
+    "$KWOK_WORKDIR/clusters/$name/kwok.yaml"
+}
+
+# Until no socket but TIME-WAIT (which a new listener may reuse) holds any of
+# the ports, for at most $1 seconds.
+wait_ports_free() {
+  command -v ss >/dev/null || return 0
+  local deadline=$(( $(date +%s) + $1 )) port held
+  while (( $(date +%s) < deadline )); do
+    held=0
+    for port in $(control_plane_ports); do
+      if ss -Htan "( sport = :$port )" | grep -qv '^TIME-WAIT'; then held=1; break; fi
+    done
+    (( held )) || return 0
+    sleep 0.5
+  done
+  echo "testbed: the control plane's ports were still held after $1 s" >&2
+}
+
 restart() {
   kwokctl stop cluster --name "$name" >&2
-  kwokctl start cluster --name "$name" --wait 120s >&2
+  # kwokctl kills the servers without waiting, and a killed server's accepted
+  # connections linger in FIN-WAIT-2 while a client keeps its end open (up to
+  # tcp_fin_timeout): a new API server then cannot bind its port, exits at
+  # once, and kwokctl waits out its --wait for nothing (the chaos soak's
+  # restarts of 240 s).
+  # kwokctl start also exits 0 when the API server it started has died.
+  local attempt
+  for attempt in 1 2; do
+    wait_ports_free 90
+    kwokctl start cluster --name "$name" --wait 60s >&2
+    if kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then return 0; fi
+    echo "testbed: the API server is not serving after start $attempt; see $KWOK_WORKDIR/clusters/$name/logs" >&2
+    kwokctl stop cluster --name "$name" >&2
+  done
+  return 1
 }
 
 # One start or stop at a time per test bed: two `up`s at once (a user and a
