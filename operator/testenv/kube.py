@@ -65,6 +65,9 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 # in the reconcile thread, after the status write it announces.
 EVENT_RETRY_DELAYS = (0.5, 1.0, 2.0)
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A pod's deadline, counted from its start, that every running pod is past
+# (the API server lets a deadline be lowered, never raised or removed).
+STOP_DEADLINE_SECONDS = 1
 # How long a pull Secret read from the operator's namespace is believed: every
 # environment's reconcile asks, and a rotated registry token arrives this late.
 PULL_SECRET_TTL = 30.0
@@ -177,6 +180,20 @@ class Kube:
                 raise
         with self._lock:
             self._applied.pop((ref.api_version, ref.kind, ref.namespace, ref.name), None)
+
+    def stop_pod(self, *, namespace: str, name: str) -> bool:
+        """Bring a running pod's deadline forward so the kubelet stops it as
+        at its own deadline: its containers get their grace, the results
+        collector hands over, and the pod stays to be read (a deletion would
+        take its logs with it). False when the pod is gone."""
+        try:
+            self.core.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": STOP_DEADLINE_SECONDS}},
+                                           _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
     def delete_namespace(self, name: str) -> bool:
         """False when there was no such namespace (any more)."""

@@ -228,7 +228,8 @@ class Lifecycle(SpecModel):
         default=None,
         ge=1,
         description=(
-            "The whole run must finish within this many seconds of its start, else it is TimedOut. "
+            "The whole run must finish within this many seconds of its start, else it is TimedOut: "
+            "suites still running are stopped first, so what they wrote so far is kept and counted. "
             "A preview environment (no tests) that was Ready ends normally here (Succeeded)."
         ),
     )

@@ -51,6 +51,16 @@ from .validate import SpecError
 STARTING = "starting"  # a seed's or suite's Job asked for, not seen yet
 COLLECTING = "collecting results"  # a finished suite whose counts are not read yet
 TIMED_OUT = "timed out (timeoutSeconds)"
+# A suite running at the environment's activeDeadlineSeconds is stopped the
+# way its own timeout stops it: its pods' deadline is brought forward, the
+# kubelet stops them, the results collector hands over what was written so
+# far, and the pods stay to be read. Only then do its Jobs go.
+STOPPING = "stopping: the environment's activeDeadlineSeconds was reached"
+STOPPED = "stopped at the environment's activeDeadlineSeconds; counts are of what it reported until then"
+NOT_HANDED_OVER = "stopped at the environment's activeDeadlineSeconds; its pods did not hand over results in time"
+# How long a run past its deadline waits for stopped pods: the collector's
+# own grace to pack, and the kubelet's to notice the new deadline.
+STOP_GRACE_SECONDS = 90
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
 COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source (or pull Secret)
 
@@ -81,6 +91,7 @@ class Plan:
     read_results: list[str] = field(default_factory=list)  # finished test Jobs whose pods to read
     log_tails: list[str] = field(default_factory=list)  # newly failed Jobs whose last log lines to post
     verify_stubs: list[str] = field(default_factory=list)
+    stop_pods: list[str] = field(default_factory=list)  # running suite pods to stop at the deadline (STOPPING)
     events: list[Event] = field(default_factory=list)
     wake_after: float | None = None  # seconds until the next time-driven change
 
@@ -471,6 +482,19 @@ class _Planner:
 
     def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
         status = SuiteStatus(name=name, phase=seen.phase)
+        stopping = known is not None and known.message in (STOPPING, STOPPED)
+        if seen.phase == JobPhase.RUNNING and (pods := self._to_stop(seen)) is not None:
+            if not pods and stopping:  # all that ran at the deadline has stopped
+                return self._stopped_suite(status, seen, known)
+            if pods and not self._stop_grace_over():
+                self.plan.stop_pods.extend(pods)
+                status.message = STOPPING
+                return status
+            if pods and stopping:
+                status.message = NOT_HANDED_OVER
+                return status
+        if seen.phase == JobPhase.FAILED and stopping:
+            return self._stopped_suite(status, seen, known)
         if seen.phase == JobPhase.RUNNING:
             status.message = "running"
             return status
@@ -500,6 +524,53 @@ class _Planner:
             self.plan.read_results.append(seen.name)
             status.message = COLLECTING
         return status
+
+    def _to_stop(self, seen: JobObservation) -> list[str] | None:
+        """A running suite's pods that ran at the environment's deadline and
+        are still running: to stop, so their collectors hand over. None when
+        nothing is stopped: before the deadline, or without a collector to
+        hand over."""
+        deadline_at = self._deadline_at(self.plan.status)
+        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
+            return None
+        stop = []
+        for pod in self.observed.pods:
+            meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
+            if (meta.get("labels") or {}).get("job-name") != seen.name or meta.get("deletionTimestamp"):
+                continue
+            started = _parse(pod_status.get("startTime"))
+            # A retry the Job started after the deadline has nothing to hand over: it goes with the Job.
+            if pod_status.get("phase") == "Running" and started is not None and started <= deadline_at:
+                stop.append(meta.get("name", ""))
+        return stop
+
+    def _stopped_suite(self, status: SuiteStatus, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
+        """A suite stopped at the environment's deadline: failed, with the
+        counts of what its stopped pods handed over."""
+        status.phase, status.message = JobPhase.FAILED, STOPPED
+        result = self.observed.results.get(seen.name)
+        if result is not None:
+            status.passed, status.failed, status.skipped = (
+                result.counts.passed, result.counts.failed, result.counts.skipped)
+            status.failures, status.results = list(result.failures), result.kept
+        elif known is not None and known.message == STOPPED:
+            # Counts read before a restart are kept on the status.
+            status.passed, status.failed, status.skipped = known.passed, known.failed, known.skipped
+            status.failures, status.results = list(known.failures), known.results
+        else:
+            self.plan.read_results.append(seen.name)
+        return status
+
+    def _stop_grace_over(self) -> bool:
+        deadline_at = self._deadline_at(self.plan.status)
+        return deadline_at is not None and self.given.now >= deadline_at + timedelta(seconds=STOP_GRACE_SECONDS)
+
+    def _deadline_at(self, status: TestEnvironmentStatus) -> datetime | None:
+        deadline, started = self.spec.lifecycle.active_deadline_seconds, _parse(status.started_at)
+        return started + timedelta(seconds=deadline) if deadline and started else None
+
+    def spec_is_preview(self) -> bool:
+        return not self.spec.tests
 
     def old_jobs(self, run: int) -> None:
         for seen in self.observed.jobs.values():
@@ -654,13 +725,19 @@ class _Planner:
         return cause
 
     def _end_at_deadline(self, status: TestEnvironmentStatus) -> None:
-        deadline = self.spec.lifecycle.active_deadline_seconds
-        started = _parse(status.started_at)
-        if not deadline or not started or status.phase in FINISHED_PHASES:
+        deadline, deadline_at = self.spec.lifecycle.active_deadline_seconds, self._deadline_at(status)
+        if deadline_at is None or self.given.now < deadline_at or status.phase == Phase.ERROR:
             return
-        if self.given.now < started + timedelta(seconds=deadline):
+        # A run whose last suites were stopped at the deadline did not finish: it timed out.
+        if status.phase in FINISHED_PHASES and not any(s.message == STOPPED for s in status.tests):
             return
-        if not self.spec.tests and status.ready_at is not None:
+        if stopping := [s.name for s in status.tests if s.message == STOPPING]:
+            status.message = (f"activeDeadlineSeconds ({deadline}s) reached: stopping {', '.join(stopping)} "
+                              "to keep what they wrote so far")
+            self._wake_at(deadline_at + timedelta(seconds=STOP_GRACE_SECONDS))
+            self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
+            return
+        if self.spec_is_preview() and status.ready_at is not None:
             # A preview's deadline is its planned end, not a failure.
             status.phase = Phase.SUCCEEDED
             status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
@@ -806,7 +883,8 @@ class _Planner:
             # (kept ttlSecondsAfterFinished); any other run would be TimedOut.
             after = ttl if not self.spec.tests and status.phase == Phase.READY else retain
             expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + after)
-            self._wake_at(started + timedelta(seconds=lifecycle.active_deadline_seconds))
+            if now < (deadline_at := started + timedelta(seconds=lifecycle.active_deadline_seconds)):
+                self._wake_at(deadline_at)  # past it, suites are being stopped: _end_at_deadline wakes
         status.expires_at = _ts(expires) if expires else None
         if status.results and not status.results.expired and finished:
             forget = finished + timedelta(seconds=settings.results_retention())

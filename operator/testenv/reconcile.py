@@ -81,6 +81,7 @@ class Memory:
     rejected: dict[PodOwner, tuple[str, str, str, datetime]] = field(default_factory=dict)
     # Seed Jobs whose pods' results were kept; log tails kept, by run.
     harvested: set[str] = field(default_factory=set)
+    stopped: set[str] = field(default_factory=set)  # pods stopped at the environment's deadline
     logs_kept: dict[int, KeptLogs] = field(default_factory=dict)
     run_budget: RunBudget | None = None
 
@@ -398,6 +399,15 @@ def _act_on_plan(this: _Pass, result: Plan) -> tuple[bool, bool]:
         this.kube.create_once(obj)
     for ref in result.delete:
         this.kube.delete(ref)
+    for pod in result.stop_pods:
+        if pod in this.memory.stopped:
+            continue
+        try:
+            this.kube.stop_pod(namespace=this.env.target_namespace, name=pod)
+        except ApiException as exc:  # tried again next pass; after the grace the Job just goes
+            log.warning("pod %s/%s not stopped: %s", this.env.target_namespace, pod, exc.reason)
+            continue
+        this.memory.stopped.add(pod)
     return refused, bool(known - set(this.memory.rejected))
 
 

@@ -434,6 +434,7 @@ ALLOWED = [
     ("create", "events.events.k8s.io", "-A"),
     ("list", "pods", "-A"),
     ("watch", "pods", "-A"),
+    ("patch", "pods", "-A"),  # a suite's pods stopped at the environment's deadline
     ("watch", "events", "-A"),
     ("get", "pods", "--subresource=log", "-A"),
 ]
@@ -449,6 +450,7 @@ DENIED = [
     ("bind", "clusterroles.rbac.authorization.k8s.io"),
     ("impersonate", "serviceaccounts", "-A"),
     ("create", "pods", "-A"),
+    ("delete", "pods", "-A"),
     ("create", "pods", "--subresource=exec", "-A"),
     ("delete", "deployments.apps", "-A"),
     ("update", "testenvironments.testenv.dev", "-A"),

@@ -290,3 +290,32 @@ def test_an_s3_store_that_is_down_leaves_a_note_and_the_counts_still_arrive(
     assert suites["checkout"]["failures"] == ["checkout.test_pay::test_declines"]
     notes = "\n".join(suites["health"]["results"]["notes"])
     assert "not kept: the results store at http://127.0.0.1:" in notes and "cannot be reached" in notes, notes
+
+
+def test_a_suite_running_at_the_environments_deadline_keeps_what_it_wrote(
+    cluster, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    """The run outlives its activeDeadlineSeconds while a suite still runs:
+    the suite is stopped as its own timeout would stop it, and the part of
+    the report it wrote reaches CI's JUnit, counted, with its log."""
+    start_operator()
+    manifest = tmp_path / "late.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "metadata": {"name": "late"},
+        "spec": {"tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]}],
+                 "lifecycle": {"activeDeadlineSeconds": 30, "retainOnFailureSeconds": 600}}}))
+    environments.created.append("late")
+    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
+             "--junit", str(tmp_path / "late.xml"))
+    assert up.returncode != 0, up.stdout + up.stderr
+    status = environments.status("late")
+    assert status["phase"] == "TimedOut", status
+    [slow] = status["tests"]
+    assert slow["message"].startswith("stopped at the environment's activeDeadlineSeconds"), slow
+    assert (slow["phase"], slow["passed"], slow["failed"]) == ("Failed", 1, 0), slow
+    assert slow["results"]["reports"] == 1, slow
+    assert "slow::test_first" in cases(tmp_path / "late.xml"), up.stdout
+    fetched = cli(cluster, "results", "late", "-n", namespace, "--junit", str(tmp_path / "after.xml"), "--logs")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "slow::test_first" in cases(tmp_path / "after.xml")
+    assert "slow: still waiting for the warehouse" in fetched.stdout

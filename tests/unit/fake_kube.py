@@ -34,6 +34,8 @@ class RefusingKube:
         self.refused, self.status_code, self.message, self.kind = refused, status, message, kind
         self.patches: list[dict[str, Any]] = []
         self.events: list[PostedEvent] = []
+        self.stopped: list[str] = []  # pods whose deadline was brought forward
+        self.stop_refusal: ApiException | None = None
 
     def post_event(self, involved: dict[str, Any], *, type: str, reason: str, message: str,
                    name: str | None = None) -> None:
@@ -54,6 +56,12 @@ class RefusingKube:
                      resource_version: str | None = None) -> StatusWrite:
         self.patches.append(status)
         return StatusWrite(WriteOutcome.WRITTEN, str(len(self.patches)))
+
+    def stop_pod(self, *, namespace: str, name: str) -> bool:
+        if self.stop_refusal is not None:
+            raise self.stop_refusal
+        self.stopped.append(name)
+        return True
 
     def delete(self, ref: Any) -> None: ...
     def delete_namespace(self, name: str) -> bool: return True

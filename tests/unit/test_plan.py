@@ -47,7 +47,7 @@ from testenv.models import (
     TestEnvironmentStatus,
 )
 from testenv.observe import Observed, WorkloadObservation
-from testenv.plan import ObjectRef, was_collected
+from testenv.plan import NOT_HANDED_OVER, STOP_GRACE_SECONDS, STOPPED, STOPPING, ObjectRef, was_collected
 from testenv.validate import SpecError
 
 SUCCEEDED, FAILED, RUNNING, SKIPPED, PENDING = (
@@ -1055,6 +1055,92 @@ def test_deadline_passed_times_the_run_out() -> None:
     assert status.finished_at == ts(later(1800))
     [event] = [e for e in timed_out.events if e.reason == "TimedOut"]
     assert event.type == "Warning"
+
+
+# A suite running at the deadline is stopped the way its own timeout stops
+# it (its pods' deadline brought forward), so its collector hands over what
+# it wrote so far; the run times out once those pods have stopped.
+
+
+def suite_pod(name: str, job: str, phase: str = "Running", started: float | None = 0,
+              reason: str | None = None) -> dict:
+    status: dict = {"phase": phase}
+    if started is not None:
+        status["startTime"] = ts(later(started))
+    if reason:
+        status["reason"] = reason
+    return {"metadata": {"name": name, "labels": {"job-name": job}}, "status": status}
+
+
+def at_the_deadline(*pods: dict) -> tuple:
+    spec = make_spec(lifecycle=DEADLINE, datastores=[REDIS], tests=[suite("a"), suite("b", needs=["a"])])
+    p, observed = settle(spec)
+    return spec, p, replace(with_jobs(observed, job_seen("a")), pods=pods)
+
+
+def test_a_suite_running_at_the_deadline_is_stopped_before_the_run_times_out() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    assert stopping.status.phase == Phase.TESTING
+    assert stopping.stop_pods == ["a-r1-x"] and stopping.delete == [] and stopping.apply == []
+    assert suite_status(stopping, "a").message == STOPPING
+    assert "activeDeadlineSeconds (1800s) reached: stopping a" in stopping.status.message
+    assert stopping.wake_after == STOP_GRACE_SECONDS and "TimedOut" not in event_reasons(stopping)
+
+
+def test_once_stopped_the_suite_counts_what_it_reported_and_the_run_times_out() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    stopped = replace(observed, pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=60, reason="DeadlineExceeded"),))
+    reading = run_plan(spec, previous=stopping.status, observed=stopped, now=later(1810))
+    assert reading.read_results == ["a-r1"] and reading.stop_pods == []
+    read = replace(stopped, results={"a-r1": result(passed=7, failed=1)})
+    ended = run_plan(spec, previous=stopping.status, observed=read, now=later(1810))
+    a = suite_status(ended, "a")
+    assert (a.phase, a.message, a.passed, a.failed) == (FAILED, STOPPED, 7, 1)
+    assert ended.status.phase == Phase.TIMED_OUT and "activeDeadlineSeconds (1800s)" in ended.status.message
+    assert suite_status(ended, "b").phase == JobPhase.SKIPPED
+    assert ended.delete == [ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1")]
+    assert event_reasons(ended)[0] == "TimedOut" and "SuiteFailed" in event_reasons(ended)
+    # Planned again from what was written, nothing is read or announced twice.
+    again = run_plan(spec, previous=ended.status, observed=stopped, now=later(1820))
+    assert suite_status(again, "a").passed == 7 and again.read_results == [] and again.events == []
+
+
+def test_a_job_failed_by_the_stop_is_stopped_not_timed_out_by_its_own_timeout() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    failed = replace(with_jobs(observed, job_seen("a", FAILED, reason="BackoffLimitExceeded")),
+                     pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=60, reason="DeadlineExceeded"),),
+                     results={"a-r1": result(passed=2)})
+    ended = run_plan(spec, previous=stopping.status, observed=failed, now=later(1805))
+    assert suite_status(ended, "a").message == STOPPED and ended.status.phase == Phase.TIMED_OUT
+
+
+def test_a_retry_started_after_the_deadline_and_a_pod_never_started_are_not_waited_for() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", "Failed", started=60, reason="DeadlineExceeded"),
+                                        suite_pod("a-r1-y", "a-r1", started=1801),
+                                        suite_pod("a-r1-z", "a-r1", "Pending", started=None))
+    previous = p.status.model_copy(deep=True)
+    previous.tests[0].message = STOPPING
+    p2 = run_plan(spec, previous=previous, observed=observed, now=later(1802))
+    assert p2.stop_pods == [] and p2.read_results == ["a-r1"]
+
+
+def test_pods_that_do_not_stop_within_the_grace_leave_the_suite_unread() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    ended = run_plan(spec, previous=stopping.status, observed=observed, now=later(1800 + STOP_GRACE_SECONDS))
+    assert ended.status.phase == Phase.TIMED_OUT and ended.stop_pods == [] and ended.read_results == []
+    assert suite_status(ended, "a").message == NOT_HANDED_OVER
+    assert ended.delete == [ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1")]
+
+
+def test_without_a_collector_a_suite_running_at_the_deadline_just_goes() -> None:
+    spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
+    ended = run_plan(spec, previous=p.status, observed=observed, now=later(1800),
+                     settings=SETTINGS.model_copy(update={"collector_image": ""}))
+    assert ended.status.phase == Phase.TIMED_OUT and ended.stop_pods == []
 
 
 def test_deadline_passed_during_provisioning_starts_nothing() -> None:
