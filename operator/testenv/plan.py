@@ -569,7 +569,7 @@ class _Planner:
         deadline, started = self.spec.lifecycle.active_deadline_seconds, _parse(status.started_at)
         return started + timedelta(seconds=deadline) if deadline and started else None
 
-    def spec_is_preview(self) -> bool:
+    def _is_preview(self) -> bool:
         return not self.spec.tests
 
     def old_jobs(self, run: int) -> None:
@@ -737,7 +737,7 @@ class _Planner:
             self._wake_at(deadline_at + timedelta(seconds=STOP_GRACE_SECONDS))
             self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
             return
-        if self.spec_is_preview() and status.ready_at is not None:
+        if self._is_preview() and status.ready_at is not None:
             # A preview's deadline is its planned end, not a failure.
             status.phase = Phase.SUCCEEDED
             status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
