@@ -482,7 +482,9 @@ class _Planner:
 
     def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
         status = SuiteStatus(name=name, phase=seen.phase)
-        stopping = known is not None and known.message in (STOPPING, STOPPED)
+        # From the pods, not only the status: a status saying STOPPING may be
+        # held back (pacing.py) or lost with a killed operator, the stop not.
+        stopping = (known is not None and known.message in (STOPPING, STOPPED)) or self._stopped_at_deadline(name, seen)
         if seen.phase == JobPhase.RUNNING and (pods := self._to_stop(seen)) is not None:
             if not pods and stopping:  # all that ran at the deadline has stopped
                 return self._stopped_suite(status, seen, known)
@@ -543,6 +545,23 @@ class _Planner:
             if pod_status.get("phase") == "Running" and started is not None and started <= deadline_at:
                 stop.append(meta.get("name", ""))
         return stop
+
+    def _stopped_at_deadline(self, name: str, seen: JobObservation) -> bool:
+        """A pod of the suite was stopped by the environment's deadline: it
+        ran at that deadline and was stopped at a deadline, before its own
+        timeoutSeconds (if any) would have stopped it."""
+        deadline_at = self._deadline_at(self.plan.status)
+        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
+            return False
+        timeout = next((t.timeout_seconds for t in self.spec.tests if t.name == name), None)
+        for pod in self.observed.pods:
+            meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
+            started = _parse(pod_status.get("startTime"))
+            if ((meta.get("labels") or {}).get("job-name") == seen.name and started is not None
+                    and pod_status.get("reason") == "DeadlineExceeded" and started <= deadline_at
+                    and (not timeout or started + timedelta(seconds=timeout) > deadline_at)):
+                return True
+        return False
 
     def _stopped_suite(self, status: SuiteStatus, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
         """A suite stopped at the environment's deadline: failed, with the

@@ -1127,6 +1127,30 @@ def test_a_retry_started_after_the_deadline_and_a_pod_never_started_are_not_wait
     assert p2.stop_pods == [] and p2.read_results == ["a-r1"]
 
 
+def test_a_stop_is_known_from_the_pods_when_the_stopping_status_was_never_written() -> None:
+    """The chaos soak's deadline-0138 ended Failed, not TimedOut: the pass
+    that stopped the pod had its STOPPING status held back (pacing), so the
+    next pass saw only a suite that failed at a deadline."""
+    spec, p, observed = at_the_deadline()
+    stopped = suite_pod("a-r1-x", "a-r1", "Failed", started=60, reason="DeadlineExceeded")
+    failed = replace(with_jobs(observed, job_seen("a", FAILED, reason="BackoffLimitExceeded")),
+                     pods=(stopped,), results={"a-r1": result(passed=3)})
+    ended = run_plan(spec, previous=p.status, observed=failed, now=later(1803))
+    assert suite_status(ended, "a").message == STOPPED and suite_status(ended, "a").passed == 3
+    assert ended.status.phase == Phase.TIMED_OUT
+
+
+def test_a_suite_that_hit_its_own_timeout_before_the_deadline_is_not_called_stopped() -> None:
+    spec = make_spec(lifecycle=DEADLINE, datastores=[REDIS], tests=[suite("a", timeoutSeconds=600)])
+    p, observed = settle(spec)
+    own = suite_pod("a-r1-x", "a-r1", "Failed", started=60, reason="DeadlineExceeded")
+    failed = replace(with_jobs(observed, job_seen("a", FAILED, reason="BackoffLimitExceeded")),
+                     pods=(own,), results={"a-r1": result(passed=1)})
+    ended = run_plan(spec, previous=p.status, observed=failed, now=later(1805))
+    assert suite_status(ended, "a").message == "timed out (timeoutSeconds)"
+    assert ended.status.phase == Phase.FAILED
+
+
 def test_pods_that_do_not_stop_within_the_grace_leave_the_suite_unread() -> None:
     spec, p, observed = at_the_deadline(suite_pod("a-r1-x", "a-r1", started=60))
     stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
