@@ -158,29 +158,37 @@ control_plane_ports() {
     "$KWOK_WORKDIR/clusters/$name/kwok.yaml"
 }
 
-# Until no socket but TIME-WAIT (which a new listener may reuse) holds any of
-# the ports, for at most $1 seconds.
+# Until a new server could listen on each of the ports (as Go does: with
+# SO_REUSEADDR, so the killed server's lingering connections do not count,
+# only a listener that is still there), for at most $1 seconds.
 wait_ports_free() {
-  command -v ss >/dev/null || return 0
-  local deadline=$(( $(date +%s) + $1 )) port held
-  while (( $(date +%s) < deadline )); do
-    held=0
-    for port in $(control_plane_ports); do
-      if ss -Htan "( sport = :$port )" | grep -qv '^TIME-WAIT'; then held=1; break; fi
-    done
-    (( held )) || return 0
-    sleep 0.5
+  local deadline=$(( $(date +%s) + $1 ))
+  # shellcheck disable=SC2046 # one argument per port
+  until python3 - $(control_plane_ports) <<'PY'
+import socket, sys
+for port in sys.argv[1:]:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", int(port)))
+        except OSError:
+            sys.exit(1)
+PY
+  do
+    if (( $(date +%s) >= deadline )); then
+      echo "testbed: a control-plane port was still taken after $1 s" >&2
+      return 0
+    fi
+    sleep 0.2
   done
-  echo "testbed: the control plane's ports were still held after $1 s" >&2
 }
 
 restart() {
   kwokctl stop cluster --name "$name" >&2
-  # kwokctl kills the servers without waiting, and a killed server's accepted
-  # connections linger in FIN-WAIT-2 while a client keeps its end open (up to
-  # tcp_fin_timeout): a new API server then cannot bind its port, exits at
-  # once, and kwokctl waits out its --wait for nothing (the chaos soak's
-  # restarts of 240 s).
+  # kwokctl kills the servers without waiting for them to go: a new API
+  # server that finds the old one's listener still there exits at once
+  # ("bind: address already in use"), and kwokctl waits out its --wait for
+  # nothing (the chaos soak's restarts of 240 s).
   # kwokctl start also exits 0 when the API server it started has died.
   local attempt
   for attempt in 1 2; do
