@@ -229,7 +229,7 @@ class Lifecycle(SpecModel):
         ge=1,
         description=(
             "The whole run must finish within this many seconds of its start, else it is TimedOut: "
-            "suites still running are stopped first, so what they wrote so far is kept and counted. "
+            "seeds and suites still running are stopped first, so what they wrote so far is kept. "
             "A preview environment (no tests) that was Ready ends normally here (Succeeded)."
         ),
     )

@@ -58,6 +58,7 @@ TIMED_OUT = "timed out (timeoutSeconds)"
 STOPPING = "stopping: the environment's activeDeadlineSeconds was reached"
 STOPPED = "stopped at the environment's activeDeadlineSeconds; counts are of what it reported until then"
 NOT_HANDED_OVER = "stopped at the environment's activeDeadlineSeconds; its pods did not hand over results in time"
+SEED_STOPPED = "stopped at the environment's activeDeadlineSeconds"
 # How long a run past its deadline waits for stopped pods: the collector's
 # own grace to pack, and the kubelet's to notice the new deadline.
 STOP_GRACE_SECONDS = 90
@@ -128,6 +129,11 @@ def _ts(moment: datetime) -> str:
 
 def _parse(ts: str | None) -> datetime | None:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if ts else None
+
+
+def _at_deadline(job: SeedStatus | SuiteStatus) -> bool:
+    """Stopped, or being stopped, at the environment's deadline."""
+    return job.message in (STOPPING, STOPPED, SEED_STOPPED, NOT_HANDED_OVER)
 
 
 def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
@@ -394,13 +400,25 @@ class _Planner:
     def seeds(self, run: int) -> list[SeedStatus]:
         by_name = {s.name: s for s in self.spec.seed}
         datastores = {d.name: d for d in self.spec.datastores}
+        previous = self.given.previous
+        known = {s.name: s.message for s in previous.seeds} if previous.run == run else {}
         phases: dict[str, JobPhase] = {}
         statuses: dict[str, SeedStatus] = {}
         for name in TopologicalSorter({s.name: s.needs for s in self.spec.seed}).static_order():
             seed = by_name[name]
             seen = self._job(name, run)
             status = SeedStatus(name=name)
-            if seen is not None:
+            at_deadline = None if seen is None else self._at_deadline(seen, known.get(name), seed.timeout_seconds)
+            if seen is not None and at_deadline is not None:
+                # A seed has no retries: once its pod has stopped, its Job
+                # fails and its results are kept (reconcile._harvest_seeds);
+                # until the Job says so, it is still being stopped.
+                status.phase, status.message = seen.phase, at_deadline
+                if at_deadline == STOPPED and seen.phase == JobPhase.RUNNING:
+                    status.message = NOT_HANDED_OVER if self._stop_grace_over() else STOPPING
+                elif at_deadline == STOPPED:
+                    status.message = SEED_STOPPED
+            elif seen is not None:
                 status.phase = seen.phase
                 if seen.phase == JobPhase.RUNNING and exited_ok(self.observed.pods, job=seen.name,
                                                                   container=seed_build.SEED_CONTAINER):
@@ -482,21 +500,13 @@ class _Planner:
 
     def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
         status = SuiteStatus(name=name, phase=seen.phase)
-        # From the pods, not only the status: a status saying STOPPING may be
-        # held back (pacing.py) or lost with a killed operator, the stop not.
-        stopping = (known is not None and known.message in (STOPPING, STOPPED)) or self._stopped_at_deadline(name, seen)
-        if seen.phase == JobPhase.RUNNING and (pods := self._to_stop(seen)) is not None:
-            if not pods and stopping:  # all that ran at the deadline has stopped
-                return self._stopped_suite(status, seen, known)
-            if pods and not self._stop_grace_over():
-                self.plan.stop_pods.extend(pods)
-                status.message = STOPPING
-                return status
-            if pods and stopping:
-                status.message = NOT_HANDED_OVER
-                return status
-        if seen.phase == JobPhase.FAILED and stopping:
+        timeout = next((t.timeout_seconds for t in self.spec.tests if t.name == name), None)
+        at_deadline = self._at_deadline(seen, known.message if known else None, timeout)
+        if at_deadline == STOPPED:
             return self._stopped_suite(status, seen, known)
+        if at_deadline is not None:
+            status.message = at_deadline
+            return status
         if seen.phase == JobPhase.RUNNING:
             status.message = "running"
             return status
@@ -527,15 +537,16 @@ class _Planner:
             status.message = COLLECTING
         return status
 
-    def _to_stop(self, seen: JobObservation) -> list[str] | None:
-        """A running suite's pods that ran at the environment's deadline and
-        are still running: to stop, so their collectors hand over. None when
-        nothing is stopped: before the deadline, or without a collector to
-        hand over."""
+    def _running_at_deadline(self, seen: JobObservation) -> list[tuple[str, bool]] | None:
+        """The Job's pods that ran at the environment's deadline and are
+        still running, each with whether its containers have all ended (the
+        collector is handing over already: nothing to stop, only to wait
+        for). None when nothing is stopped: before the deadline, or without
+        a collector to hand over."""
         deadline_at = self._deadline_at(self.plan.status)
         if deadline_at is None or self.given.now < deadline_at or self.collector is None:
             return None
-        stop = []
+        running = []
         for pod in self.observed.pods:
             meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
             if (meta.get("labels") or {}).get("job-name") != seen.name or meta.get("deletionTimestamp"):
@@ -543,17 +554,38 @@ class _Planner:
             started = _parse(pod_status.get("startTime"))
             # A retry the Job started after the deadline has nothing to hand over: it goes with the Job.
             if pod_status.get("phase") == "Running" and started is not None and started <= deadline_at:
-                stop.append(meta.get("name", ""))
-        return stop
+                ended = [(c.get("state") or {}).get("terminated") for c in pod_status.get("containerStatuses") or []]
+                running.append((meta.get("name", ""), bool(ended) and all(ended)))
+        return running
 
-    def _stopped_at_deadline(self, name: str, seen: JobObservation) -> bool:
-        """A pod of the suite was stopped by the environment's deadline: it
-        ran at that deadline and was stopped at a deadline, before its own
+    def _at_deadline(self, seen: JobObservation, known: str | None, timeout: int | None) -> str | None:
+        """Where a seed's or suite's Job is in being stopped at the
+        environment's deadline: STOPPING (its pods that ran at the deadline
+        are asked to stop, and waited for), STOPPED (they have), or
+        NOT_HANDED_OVER (they did not within the grace); None when the
+        deadline has nothing to do with it."""
+        # From the pods, not only the status: a status saying STOPPING may be
+        # held back (pacing.py) or lost with a killed operator, the stop not.
+        stopping = known in (STOPPING, STOPPED, SEED_STOPPED) or self._stopped_at_deadline(seen, timeout)
+        if seen.phase == JobPhase.RUNNING and (pods := self._running_at_deadline(seen)) is not None:
+            if not pods and stopping:  # all that ran at the deadline has stopped
+                return STOPPED
+            if pods and not self._stop_grace_over():
+                self.plan.stop_pods.extend(p for p, ended in pods if not ended and p not in self.plan.stop_pods)
+                return STOPPING
+            if pods and stopping:
+                return NOT_HANDED_OVER
+        if seen.phase == JobPhase.FAILED and stopping:
+            return STOPPED
+        return None
+
+    def _stopped_at_deadline(self, seen: JobObservation, timeout: int | None) -> bool:
+        """A pod of the Job was stopped by the environment's deadline: it ran
+        at that deadline and was stopped at a deadline, before its own
         timeoutSeconds (if any) would have stopped it."""
         deadline_at = self._deadline_at(self.plan.status)
         if deadline_at is None or self.given.now < deadline_at or self.collector is None:
             return False
-        timeout = next((t.timeout_seconds for t in self.spec.tests if t.name == name), None)
         for pod in self.observed.pods:
             meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
             started = _parse(pod_status.get("startTime"))
@@ -747,10 +779,11 @@ class _Planner:
         deadline, deadline_at = self.spec.lifecycle.active_deadline_seconds, self._deadline_at(status)
         if deadline_at is None or self.given.now < deadline_at or status.phase == Phase.ERROR:
             return
-        # A run whose last suites were stopped at the deadline did not finish: it timed out.
-        if status.phase in FINISHED_PHASES and not any(s.message == STOPPED for s in status.tests):
+        # A run whose last seeds or suites were stopped at the deadline did not finish: it timed out.
+        jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
+        if status.phase in FINISHED_PHASES and not any(j.message in (STOPPED, SEED_STOPPED) for j in jobs):
             return
-        if stopping := [s.name for s in status.tests if s.message == STOPPING]:
+        if stopping := [j.name for j in jobs if j.message == STOPPING]:
             status.message = (f"activeDeadlineSeconds ({deadline}s) reached: stopping {', '.join(stopping)} "
                               "to keep what they wrote so far")
             self._wake_at(deadline_at + timedelta(seconds=STOP_GRACE_SECONDS))
@@ -816,10 +849,12 @@ class _Planner:
         ]
         # A Job asked for in this pass but not there yet is open too: if the
         # API server refuses it, that refusal is all there is to say.
+        # A seed or suite stopped at the environment's deadline failed for that, whatever its pods say.
         entries += [(f"seed {s.name}", PodOwner("seed", s.name, run), ("seed", s.name), s,
-                     s.phase in (JobPhase.RUNNING, JobPhase.FAILED) or _starting(s)) for s in status.seeds]
+                     (s.phase in (JobPhase.RUNNING, JobPhase.FAILED) or _starting(s)) and not _at_deadline(s))
+                    for s in status.seeds]
         entries += [(f"suite {t.name}", PodOwner("test", t.name, run), ("test", t.name), t,
-                     t.phase == JobPhase.RUNNING or _starting(t)) for t in status.tests]
+                     (t.phase == JobPhase.RUNNING or _starting(t)) and not _at_deadline(t)) for t in status.tests]
         final = []
         for where, owner, key, entry, open_ in entries:
             known = before.get(key)

@@ -319,3 +319,24 @@ def test_a_suite_running_at_the_environments_deadline_keeps_what_it_wrote(
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     assert "slow::test_first" in cases(tmp_path / "after.xml")
     assert "slow: still waiting for the warehouse" in fetched.stdout
+
+
+def test_a_seed_running_at_the_environments_deadline_keeps_what_it_wrote(
+    cluster, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    """A seed that outlives the environment's deadline is stopped as a suite
+    is: the file it wrote so far comes back through `testenv results`."""
+    start_operator()
+    slow_seed = 'echo "17 of 42 products" > "$TESTENV_RESULTS_DIR/seeded.txt"; trap "exit 143" TERM; sleep 600 & wait'
+    environments.apply("late-seed", {
+        "seed": [{"name": "catalog", "image": images["runner"], "command": ["sh", "-c", slow_seed]}],
+        "tests": [{"name": "never", "image": images["runner"], "command": ["true"]}],
+        "lifecycle": {"activeDeadlineSeconds": 30, "retainOnFailureSeconds": 600}})
+    environments.created.append("late-seed")
+    status = environments.wait_phase("late-seed", "TimedOut", timeout=240)
+    [catalog] = status["seeds"]
+    assert (catalog["phase"], catalog["message"]) == ("Failed", "stopped at the environment's activeDeadlineSeconds")
+    fetched = cli(cluster, "results", "late-seed", "-n", namespace, "--artifacts", str(tmp_path / "a"))
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    [seeded] = (tmp_path / "a").glob("seed-catalog/shard-0/attempt-0/seeded.txt")
+    assert seeded.read_text() == "17 of 42 products\n"

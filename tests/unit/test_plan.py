@@ -39,6 +39,7 @@ from plan_fixtures import (
     with_jobs,
 )
 from testenv.build.services import CopySource
+from testenv.diagnose import Diagnosis, PodOwner, Reason
 from testenv.models import (
     ConditionStatus,
     JobPhase,
@@ -47,7 +48,15 @@ from testenv.models import (
     TestEnvironmentStatus,
 )
 from testenv.observe import Observed, WorkloadObservation
-from testenv.plan import NOT_HANDED_OVER, STOP_GRACE_SECONDS, STOPPED, STOPPING, ObjectRef, was_collected
+from testenv.plan import (
+    NOT_HANDED_OVER,
+    SEED_STOPPED,
+    STOP_GRACE_SECONDS,
+    STOPPED,
+    STOPPING,
+    ObjectRef,
+    was_collected,
+)
 from testenv.validate import SpecError
 
 SUCCEEDED, FAILED, RUNNING, SKIPPED, PENDING = (
@@ -1149,6 +1158,57 @@ def test_a_suite_that_hit_its_own_timeout_before_the_deadline_is_not_called_stop
     ended = run_plan(spec, previous=p.status, observed=failed, now=later(1805))
     assert suite_status(ended, "a").message == "timed out (timeoutSeconds)"
     assert ended.status.phase == Phase.FAILED
+
+
+def test_a_pod_whose_containers_have_ended_is_waited_for_not_stopped() -> None:
+    """Its test container ended (just at the deadline, or stopped a moment
+    ago): the collector is handing over, and the pod is still Running until
+    it has. Taken as stopped then, the run once deleted its Job first."""
+    done = suite_pod("a-r1-x", "a-r1", started=60)
+    done["status"]["containerStatuses"] = [{"name": "tests", "state": {"terminated": {"exitCode": 143}}}]
+    spec, p, observed = at_the_deadline(done)
+    waiting = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    assert waiting.stop_pods == [] and suite_status(waiting, "a").message == STOPPING
+    assert waiting.status.phase == Phase.TESTING and waiting.delete == []
+
+
+def seeding_at_the_deadline(*pods: dict) -> tuple:
+    spec = make_spec(lifecycle=DEADLINE, datastores=[REDIS], seed=[{"name": "load", "image": "ghcr.io/acme/load:1"}],
+                     tests=[suite("a")])
+    first = run_plan(spec)
+    observed = Observed(workloads=ready_workloads(first), jobs=jobs(job_seen("load", RUNNING, kind="seed")))
+    p = run_plan(spec, previous=first.status, observed=observed, now=later(10))
+    return spec, p, replace(observed, pods=pods)
+
+
+def test_a_seed_running_at_the_deadline_is_stopped_and_its_failed_job_kept_before_the_run_times_out() -> None:
+    spec, p, observed = seeding_at_the_deadline(suite_pod("load-r1-x", "load-r1", started=20))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(1800))
+    assert stopping.stop_pods == ["load-r1-x"] and seed_status(stopping, "load").message == STOPPING
+    assert stopping.status.phase == Phase.SEEDING and stopping.delete == []
+    pod_stopped = replace(observed, pods=(suite_pod("load-r1-x", "load-r1", "Failed", started=20,
+                                                    reason="DeadlineExceeded"),))
+    # The pod has stopped, its Job not failed yet: its results are kept once it has.
+    waiting = run_plan(spec, previous=stopping.status, observed=pod_stopped, now=later(1801))
+    assert seed_status(waiting, "load").message == STOPPING and waiting.status.phase == Phase.SEEDING
+    failed = replace(pod_stopped, jobs=jobs(job_seen("load", FAILED, kind="seed", reason="BackoffLimitExceeded")))
+    ended = run_plan(spec, previous=waiting.status, observed=failed, now=later(1802))
+    load = seed_status(ended, "load")
+    assert (load.phase, load.message) == (FAILED, SEED_STOPPED)
+    assert ended.status.phase == Phase.TIMED_OUT and "SeedFailed" in event_reasons(ended)
+
+
+def test_a_seed_stopped_at_the_deadline_is_not_a_failed_container() -> None:
+    """The real-node test's seed: its container exited 143 as the kubelet
+    stopped it, which diagnosis reads as a seed that failed; the stop is
+    what happened, and the run times out."""
+    stopped = suite_pod("load-r1-x", "load-r1", "Failed", started=20, reason="DeadlineExceeded")
+    spec, p, observed = seeding_at_the_deadline(stopped)
+    failed = replace(observed, jobs=jobs(job_seen("load", FAILED, kind="seed", reason="BackoffLimitExceeded")),
+                     diagnoses={PodOwner("seed", "load", 1): Diagnosis(
+                         Reason.CONTAINER_FAILED, "container seed exited 143 (Error)", True, None, pod="load-r1-x")})
+    ended = run_plan(spec, previous=p.status, observed=failed, now=later(1802))
+    assert seed_status(ended, "load").message == SEED_STOPPED and ended.status.phase == Phase.TIMED_OUT
 
 
 def test_pods_that_do_not_stop_within_the_grace_leave_the_suite_unread() -> None:
