@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from graphlib import TopologicalSorter
@@ -518,24 +518,49 @@ class _Planner:
             status.message = TIMED_OUT
         elif seen.phase == JobPhase.FAILED:
             status.message = seen.message or seen.reason or "failed"
+        if not self._counts(status, seen, known if known is not None and known.phase == seen.phase else None):
+            # The outcome is known (and trips failFast); the counts follow
+            # once the pods are read, and the run waits for them.
+            status.message = COLLECTING
+        return status
+
+    def _counts(self, status: SuiteStatus, seen: JobObservation, known: SuiteStatus | None) -> bool:
+        """Put the suite's counts on `status`: as read of its pods, else as
+        `known` (the status before a restart) has them. False when they are
+        still to be read (asked for in plan.read_results)."""
         result = self.observed.results.get(seen.name)
         if result is not None:
             status.passed, status.failed, status.skipped = (
                 result.counts.passed, result.counts.failed, result.counts.skipped)
             status.failures = list(result.failures)
             status.results = result.kept
-        elif known is not None and known.phase == seen.phase:
-            # Counts read before a restart are kept on the status.
+            return True
+        if known is not None:
             status.passed, status.failed, status.skipped = known.passed, known.failed, known.skipped
             status.failures = list(known.failures)
             status.results = known.results
             status.duration_seconds = known.duration_seconds or status.duration_seconds
-        else:
-            # The outcome is known (and trips failFast); the counts follow
-            # once the pods are read, and the run waits for them.
-            self.plan.read_results.append(seen.name)
-            status.message = COLLECTING
-        return status
+            return True
+        self.plan.read_results.append(seen.name)
+        return False
+
+    def _stop_deadline(self) -> datetime | None:
+        """The environment's deadline, once it has passed and there is a
+        collector to hand over what is stopped; else None."""
+        deadline_at = self._deadline_at(self.plan.status)
+        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
+            return None
+        return deadline_at
+
+    def _pods_at_deadline(self, seen: JobObservation, deadline_at: datetime) -> Iterator[Mapping[str, Any]]:
+        """The Job's pods that had started by the deadline. A retry the Job
+        started after it has nothing to hand over: it goes with the Job."""
+        for pod in self.observed.pods:
+            if ((pod.get("metadata") or {}).get("labels") or {}).get("job-name") != seen.name:
+                continue
+            started = _parse((pod.get("status") or {}).get("startTime"))
+            if started is not None and started <= deadline_at:
+                yield pod
 
     def _running_at_deadline(self, seen: JobObservation) -> list[tuple[str, bool]] | None:
         """The Job's pods that ran at the environment's deadline and are
@@ -543,17 +568,12 @@ class _Planner:
         collector is handing over already: nothing to stop, only to wait
         for). None when nothing is stopped: before the deadline, or without
         a collector to hand over."""
-        deadline_at = self._deadline_at(self.plan.status)
-        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
+        if (deadline_at := self._stop_deadline()) is None:
             return None
         running = []
-        for pod in self.observed.pods:
+        for pod in self._pods_at_deadline(seen, deadline_at):
             meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
-            if (meta.get("labels") or {}).get("job-name") != seen.name or meta.get("deletionTimestamp"):
-                continue
-            started = _parse(pod_status.get("startTime"))
-            # A retry the Job started after the deadline has nothing to hand over: it goes with the Job.
-            if pod_status.get("phase") == "Running" and started is not None and started <= deadline_at:
+            if pod_status.get("phase") == "Running" and not meta.get("deletionTimestamp"):
                 ended = [(c.get("state") or {}).get("terminated") for c in pod_status.get("containerStatuses") or []]
                 running.append((meta.get("name", ""), bool(ended) and all(ended)))
         return running
@@ -583,14 +603,11 @@ class _Planner:
         """A pod of the Job was stopped by the environment's deadline: it ran
         at that deadline and was stopped at a deadline, before its own
         timeoutSeconds (if any) would have stopped it."""
-        deadline_at = self._deadline_at(self.plan.status)
-        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
+        if (deadline_at := self._stop_deadline()) is None:
             return False
-        for pod in self.observed.pods:
-            meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
-            started = _parse(pod_status.get("startTime"))
-            if ((meta.get("labels") or {}).get("job-name") == seen.name and started is not None
-                    and pod_status.get("reason") == "DeadlineExceeded" and started <= deadline_at
+        for pod in self._pods_at_deadline(seen, deadline_at):
+            started = _parse(pod["status"]["startTime"])
+            if (pod["status"].get("reason") == "DeadlineExceeded" and started is not None
                     and (not timeout or started + timedelta(seconds=timeout) > deadline_at)):
                 return True
         return False
@@ -599,17 +616,7 @@ class _Planner:
         """A suite stopped at the environment's deadline: failed, with the
         counts of what its stopped pods handed over."""
         status.phase, status.message = JobPhase.FAILED, STOPPED
-        result = self.observed.results.get(seen.name)
-        if result is not None:
-            status.passed, status.failed, status.skipped = (
-                result.counts.passed, result.counts.failed, result.counts.skipped)
-            status.failures, status.results = list(result.failures), result.kept
-        elif known is not None and known.message == STOPPED:
-            # Counts read before a restart are kept on the status.
-            status.passed, status.failed, status.skipped = known.passed, known.failed, known.skipped
-            status.failures, status.results = list(known.failures), known.results
-        else:
-            self.plan.read_results.append(seen.name)
+        self._counts(status, seen, known if known is not None and known.message == STOPPED else None)
         return status
 
     def _stop_grace_over(self) -> bool:
@@ -619,9 +626,6 @@ class _Planner:
     def _deadline_at(self, status: TestEnvironmentStatus) -> datetime | None:
         deadline, started = self.spec.lifecycle.active_deadline_seconds, _parse(status.started_at)
         return started + timedelta(seconds=deadline) if deadline and started else None
-
-    def _is_preview(self) -> bool:
-        return not self.spec.tests
 
     def old_jobs(self, run: int) -> None:
         for seen in self.observed.jobs.values():
@@ -789,7 +793,7 @@ class _Planner:
             self._wake_at(deadline_at + timedelta(seconds=STOP_GRACE_SECONDS))
             self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
             return
-        if self._is_preview() and status.ready_at is not None:
+        if not self.spec.tests and status.ready_at is not None:
             # A preview's deadline is its planned end, not a failure.
             status.phase = Phase.SUCCEEDED
             status.message = f"preview ended: activeDeadlineSeconds ({deadline}s) reached"
@@ -923,7 +927,7 @@ class _Planner:
         lifecycle, settings = self.spec.lifecycle, self.settings
         if status.phase in FINISHED_PHASES and status.finished_at is None:
             status.finished_at = _ts(now)
-        started, finished = _parse(status.started_at), _parse(status.finished_at)
+        finished = _parse(status.finished_at)
         retain = lifecycle.retain_on_failure_seconds
         retain = settings.default_retain_on_failure_seconds if retain is None else retain
         ttl = lifecycle.ttl_seconds_after_finished
@@ -932,13 +936,13 @@ class _Planner:
         left_behind = status.phase != Phase.ERROR or self.observed.namespace_phase is not None
         if finished and left_behind:
             expires = finished + timedelta(seconds=ttl if status.phase == Phase.SUCCEEDED else retain)
-        elif lifecycle.active_deadline_seconds and started and status.phase not in FINISHED_PHASES:
+        elif (deadline_at := self._deadline_at(status)) is not None and status.phase not in FINISHED_PHASES:
             # A preview that comes up ends at its deadline as a finished run
             # (kept ttlSecondsAfterFinished); any other run would be TimedOut.
             after = ttl if not self.spec.tests and status.phase == Phase.READY else retain
-            expires = started + timedelta(seconds=lifecycle.active_deadline_seconds + after)
-            if now < (deadline_at := started + timedelta(seconds=lifecycle.active_deadline_seconds)):
-                self._wake_at(deadline_at)  # past it, suites are being stopped: _end_at_deadline wakes
+            expires = deadline_at + timedelta(seconds=after)
+            if now < deadline_at:
+                self._wake_at(deadline_at)  # past it, jobs are being stopped: _end_at_deadline wakes
         status.expires_at = _ts(expires) if expires else None
         if status.results and not status.results.expired and finished:
             forget = finished + timedelta(seconds=settings.results_retention())
