@@ -222,9 +222,11 @@ def prefixes(path: str) -> list[str]:
     return out
 
 
-def names_field(verdict: Verdict, case: Case) -> bool:
+def names_field(verdict: Verdict, case: Case, *, mutation_was_a_fault: bool = True) -> bool:
+    """The refusal names the field the mutation broke; or, for a manifest
+    with no mutation or one that broke nothing, some field."""
     text = _normalise("\n".join(verdict.messages))
-    if case.path is None:
+    if case.path is None or not mutation_was_a_fault:
         return bool(re.search(r"\b(spec|metadata)[.\[:]", text))
     if case.path in ("dependsOn", "needs"):  # a cycle: validate names the graph
         return case.path in text
@@ -418,8 +420,13 @@ def summarise(args: argparse.Namespace, results: list[Result], operator_alive: b
     crashed = [r for r in results if r.cli.crashed or r.models.crashed or (r.server and r.server.crashed)]
     unnamed: list[tuple[Result, str]] = []
     for r in results:
+        # A null where the API server takes null as unset (an optional list,
+        # say) breaks nothing: a refusal is then of the rest of the drawn
+        # manifest (a dependsOn naming nothing), and names that field.
+        fault = not (r.case.mutation == "null_value" and r.server is not None and r.server.accepted)
         for who, verdict in (("cli", r.cli), ("models", r.models), ("server", r.server)):
-            if verdict is not None and not verdict.accepted and not verdict.crashed and not names_field(verdict, r.case):
+            if (verdict is not None and not verdict.accepted and not verdict.crashed
+                    and not names_field(verdict, r.case, mutation_was_a_fault=fault)):
                 if who == "models" and r.case.mutation == "bad_metadata_name":
                     continue
                 unnamed.append((r, who))

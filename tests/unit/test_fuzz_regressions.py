@@ -158,6 +158,15 @@ def test_a_null_inside_free_form_json_is_pruned_but_a_null_list_item_stays():
     assert spec.stubs[0].mappings[0].response.json_body == {"b": [None, 1]}
 
 
+def test_a_null_list_is_unset_so_a_reference_into_it_is_what_is_refused():
+    # fuzz_manifests.py (seed 20261201, 36bd594): `datastores: null` drawn
+    # beside a dependsOn naming nothing. API server: admitted (the null
+    # pruned); the operator: Error naming the dependsOn, as the CLI here.
+    body = manifest(datastores=None, seed=None)
+    [problem] = cli_problems(body)
+    assert problem.startswith("spec.services[0].dependsOn: 'cache' is not a datastore, stub or service"), problem
+
+
 def test_a_null_unknown_field_is_still_unknown():
     # API server: strict decoding error: unknown field "spec.tests[0].imagePullPolicy" (null or not).
     assert cli_problems(manifest(tests=item("tests", imagePullPolicy=None))) == [
