@@ -238,7 +238,8 @@ class Lifecycle(SpecModel):
         ge=0,
         description=(
             "How long a pod-level cause that may still fix itself (an image not pushed yet, a missing Secret, "
-            "no node that fits, a full quota) is waited out before the run ends in Error with that reason; "
+            "no node that fits, a full quota) is waited out before the run ends in Error with that reason "
+            "(seeds and suites still running are stopped first, so what they wrote so far is kept); "
             "the operator's default when unset."
         ),
     )
@@ -783,6 +784,16 @@ class Condition(Model):
     last_transition_time: str | None = None
 
 
+class EndingCause(Model):
+    """A cause that will not fix itself, found while the run went on. The
+    run ends Error for it, once what was running has handed over what it
+    wrote so far."""
+
+    since: str = Field(description="When the operator found it; what ran then is stopped.")
+    reason: str = Field(description="As on the component, seed or suite it concerns, e.g. CrashLoopBackOff.")
+    message: str = Field(description="Where and what, e.g. `datastore db: container postgres ...`.")
+
+
 class TestEnvironmentStatus(Model):
     __test__: ClassVar[bool] = False
 
@@ -802,6 +813,7 @@ class TestEnvironmentStatus(Model):
     tests: list[SuiteStatus] = Field(default_factory=list)
     summary: Counts | None = None
     results: RunResults | None = None
+    ending_cause: EndingCause | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -31,6 +31,7 @@ from .models import (
     CopyFrom,
     Counts,
     Datastore,
+    EndingCause,
     EnvVar,
     JobPhase,
     Phase,
@@ -54,13 +55,41 @@ TIMED_OUT = "timed out (timeoutSeconds)"
 # A suite running at the environment's activeDeadlineSeconds is stopped the
 # way its own timeout stops it: its pods' deadline is brought forward, the
 # kubelet stops them, the results collector hands over what was written so
-# far, and the pods stay to be read. Only then do its Jobs go.
-STOPPING = "stopping: the environment's activeDeadlineSeconds was reached"
-STOPPED = "stopped at the environment's activeDeadlineSeconds; counts are of what it reported until then"
-NOT_HANDED_OVER = "stopped at the environment's activeDeadlineSeconds; its pods did not hand over results in time"
-SEED_STOPPED = "stopped at the environment's activeDeadlineSeconds"
-# How long a run past its deadline waits for stopped pods: the collector's
-# own grace to pack, and the kubelet's to notice the new deadline.
+# far, and the pods stay to be read. Only then do its Jobs go. A run ended
+# early by a cause that will not fix itself (EndingCause) stops what is
+# running the same way, from the moment the cause was found.
+
+
+@dataclass(frozen=True)
+class StopWords:
+    """What a seed's or suite's status says while it is stopped, and after."""
+
+    stopping: str
+    stopped: str  # a suite: failed, counting what it reported
+    not_handed_over: str
+    seed_stopped: str
+
+    def all(self) -> tuple[str, ...]:
+        return self.stopping, self.stopped, self.not_handed_over, self.seed_stopped
+
+
+AT_DEADLINE = StopWords(
+    stopping="stopping: the environment's activeDeadlineSeconds was reached",
+    stopped="stopped at the environment's activeDeadlineSeconds; counts are of what it reported until then",
+    not_handed_over=("stopped at the environment's activeDeadlineSeconds; "
+                     "its pods did not hand over results in time"),
+    seed_stopped="stopped at the environment's activeDeadlineSeconds",
+)
+AT_ERROR = StopWords(
+    stopping="stopping: the run is ending in Error",
+    stopped="stopped as the run ended in Error; counts are of what it reported until then",
+    not_handed_over="stopped as the run ended in Error; its pods did not hand over results in time",
+    seed_stopped="stopped as the run ended in Error",
+)
+STOPPING, STOPPED = AT_DEADLINE.stopping, AT_DEADLINE.stopped
+NOT_HANDED_OVER, SEED_STOPPED = AT_DEADLINE.not_handed_over, AT_DEADLINE.seed_stopped
+# How long a stopped run waits for its stopped pods: the collector's own
+# grace to pack, and the kubelet's to notice the new deadline.
 STOP_GRACE_SECONDS = 90
 COLLECTED = "collected at "  # how status.message starts once the namespace was collected
 COPY_SOURCE_RECHECK = 30.0  # seconds between looks for a missing copy source (or pull Secret)
@@ -131,9 +160,9 @@ def _parse(ts: str | None) -> datetime | None:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=None) if ts else None
 
 
-def _at_deadline(job: SeedStatus | SuiteStatus) -> bool:
-    """Stopped, or being stopped, at the environment's deadline."""
-    return job.message in (STOPPING, STOPPED, SEED_STOPPED, NOT_HANDED_OVER)
+def _stopped_early(job: SeedStatus | SuiteStatus) -> bool:
+    """Stopped, or being stopped, at the environment's deadline or as the run ends in Error."""
+    return job.message in AT_DEADLINE.all() or job.message in AT_ERROR.all()
 
 
 def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +200,7 @@ class _Planner:
             status.started_at = _ts(self.given.now)
             status.ready_at = status.finished_at = status.expires_at = None
             status.seeds, status.tests, status.summary, status.results = [], [], None, None
-            status.message = ""
+            status.message, status.ending_cause = "", None
         return status
 
     # -- components --------------------------------------------------------
@@ -408,16 +437,17 @@ class _Planner:
             seed = by_name[name]
             seen = self._job(name, run)
             status = SeedStatus(name=name)
-            at_deadline = None if seen is None else self._at_deadline(seen, known.get(name), seed.timeout_seconds)
-            if seen is not None and at_deadline is not None:
+            stop = None if seen is None else self._stop_of(seen, known.get(name), seed.timeout_seconds)
+            if seen is not None and stop is not None:
                 # A seed has no retries: once its pod has stopped, its Job
                 # fails and its results are kept (reconcile._harvest_seeds);
                 # until the Job says so, it is still being stopped.
-                status.phase, status.message = seen.phase, at_deadline
-                if at_deadline == STOPPED and seen.phase == JobPhase.RUNNING:
-                    status.message = NOT_HANDED_OVER if self._stop_grace_over() else STOPPING
-                elif at_deadline == STOPPED:
-                    status.message = SEED_STOPPED
+                words = self._stop_words()
+                status.phase, status.message = seen.phase, stop
+                if stop == words.stopped and seen.phase == JobPhase.RUNNING:
+                    status.message = words.not_handed_over if self._stop_grace_over() else words.stopping
+                elif stop == words.stopped:
+                    status.message = words.seed_stopped
             elif seen is not None:
                 status.phase = seen.phase
                 if seen.phase == JobPhase.RUNNING and exited_ok(self.observed.pods, job=seen.name,
@@ -501,11 +531,11 @@ class _Planner:
     def _suite_from_job(self, name: str, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
         status = SuiteStatus(name=name, phase=seen.phase)
         timeout = next((t.timeout_seconds for t in self.spec.tests if t.name == name), None)
-        at_deadline = self._at_deadline(seen, known.message if known else None, timeout)
-        if at_deadline == STOPPED:
+        stop = self._stop_of(seen, known.message if known else None, timeout)
+        if stop == self._stop_words().stopped:
             return self._stopped_suite(status, seen, known)
-        if at_deadline is not None:
-            status.message = at_deadline
+        if stop is not None:
+            status.message = stop
             return status
         if seen.phase == JobPhase.RUNNING:
             status.message = "running"
@@ -544,84 +574,110 @@ class _Planner:
         self.plan.read_results.append(seen.name)
         return False
 
-    def _stop_deadline(self) -> datetime | None:
-        """The environment's deadline, once it has passed and there is a
-        collector to hand over what is stopped; else None."""
-        deadline_at = self._deadline_at(self.plan.status)
-        if deadline_at is None or self.given.now < deadline_at or self.collector is None:
-            return None
-        return deadline_at
+    def _stop_at(self) -> tuple[datetime, StopWords] | None:
+        """When what runs is stopped, and what its statuses say: at the
+        environment's deadline once it has passed, or from the moment a
+        cause that ends the run was found, whichever came first."""
+        status, stops = self.plan.status, []
+        if status.ending_cause is not None and (found := _parse(status.ending_cause.since)) is not None:
+            stops.append((found, AT_ERROR))
+        deadline_at = self._deadline_at(status)
+        if deadline_at is not None and self.given.now >= deadline_at:
+            stops.append((deadline_at, AT_DEADLINE))
+        return min(stops, key=lambda stop: stop[0]) if stops else None
 
-    def _pods_at_deadline(self, seen: JobObservation, deadline_at: datetime) -> Iterator[Mapping[str, Any]]:
-        """The Job's pods that had started by the deadline. A retry the Job
+    def _stop_words(self) -> StopWords:
+        stop = self._stop_at()
+        return AT_DEADLINE if stop is None else stop[1]
+
+    def _stop_moment(self) -> datetime | None:
+        """The moment what runs is stopped, once there is one and a collector
+        to hand over what is stopped; else None."""
+        stop = self._stop_at()
+        return None if stop is None or self.collector is None else stop[0]
+
+    def _pods_started_by(self, seen: JobObservation, moment: datetime) -> Iterator[Mapping[str, Any]]:
+        """The Job's pods that had started by the stop. A retry the Job
         started after it has nothing to hand over: it goes with the Job."""
         for pod in self.observed.pods:
             if ((pod.get("metadata") or {}).get("labels") or {}).get("job-name") != seen.name:
                 continue
             started = _parse((pod.get("status") or {}).get("startTime"))
-            if started is not None and started <= deadline_at:
+            if started is not None and started <= moment:
                 yield pod
 
-    def _running_at_deadline(self, seen: JobObservation) -> list[tuple[str, bool]] | None:
-        """The Job's pods that ran at the environment's deadline and are
-        still running, each with whether its containers have all ended (the
-        collector is handing over already: nothing to stop, only to wait
-        for). None when nothing is stopped: before the deadline, or without
-        a collector to hand over."""
-        if (deadline_at := self._stop_deadline()) is None:
+    def _running_at_stop(self, seen: JobObservation) -> list[tuple[str, bool]] | None:
+        """The Job's pods that ran at the stop and are still running, each
+        with whether its containers have all ended (the collector is handing
+        over already: nothing to stop, only to wait for). None when nothing
+        is stopped: no deadline passed and no ending cause, or no collector
+        to hand over."""
+        if (moment := self._stop_moment()) is None:
             return None
         running = []
-        for pod in self._pods_at_deadline(seen, deadline_at):
+        for pod in self._pods_started_by(seen, moment):
             meta, pod_status = pod.get("metadata") or {}, pod.get("status") or {}
             if pod_status.get("phase") == "Running" and not meta.get("deletionTimestamp"):
                 ended = [(c.get("state") or {}).get("terminated") for c in pod_status.get("containerStatuses") or []]
                 running.append((meta.get("name", ""), bool(ended) and all(ended)))
         return running
 
-    def _at_deadline(self, seen: JobObservation, known: str | None, timeout: int | None) -> str | None:
-        """Where a seed's or suite's Job is in being stopped at the
-        environment's deadline: STOPPING (its pods that ran at the deadline
-        are asked to stop, and waited for), STOPPED (they have), or
-        NOT_HANDED_OVER (they did not within the grace); None when the
-        deadline has nothing to do with it."""
-        # From the pods, not only the status: a status saying STOPPING may be
-        # held back (pacing.py) or lost with a killed operator, the stop not.
-        stopping = known in (STOPPING, STOPPED, SEED_STOPPED) or self._stopped_at_deadline(seen, timeout)
-        if seen.phase == JobPhase.RUNNING and (pods := self._running_at_deadline(seen)) is not None:
-            if not pods and stopping:  # all that ran at the deadline has stopped
-                return STOPPED
+    def _stop_of(self, seen: JobObservation, known: str | None, timeout: int | None) -> str | None:
+        """Where a seed's or suite's Job is in being stopped (at the
+        environment's deadline, or as the run ends in Error): stopping (its
+        pods that ran at the stop are asked to stop, and waited for),
+        stopped (they have), or not handed over (they did not within the
+        grace), in the words of the stop; None when no stop concerns it."""
+        words = self._stop_words()
+        # From the pods, not only the status: a status saying "stopping" may
+        # be held back (pacing.py) or lost with a killed operator, the stop not.
+        stopping = known in (words.stopping, words.stopped, words.seed_stopped) or self._stopped_by_us(seen, timeout)
+        if seen.phase == JobPhase.RUNNING and (pods := self._running_at_stop(seen)) is not None:
+            if not pods and stopping:  # all that ran at the stop has stopped
+                return words.stopped
             if pods and not self._stop_grace_over():
                 self.plan.stop_pods.extend(p for p, ended in pods if not ended and p not in self.plan.stop_pods)
-                return STOPPING
+                return words.stopping
             if pods and stopping:
-                return NOT_HANDED_OVER
+                return words.not_handed_over
         if seen.phase == JobPhase.FAILED and stopping:
-            return STOPPED
+            return words.stopped
         return None
 
-    def _stopped_at_deadline(self, seen: JobObservation, timeout: int | None) -> bool:
-        """A pod of the Job was stopped by the environment's deadline: it ran
-        at that deadline and was stopped at a deadline, before its own
-        timeoutSeconds (if any) would have stopped it."""
-        if (deadline_at := self._stop_deadline()) is None:
+    def _stopped_unsaid(self, status: TestEnvironmentStatus) -> bool:
+        """A seed or suite of the run was stopped by a pass whose status was
+        never written (held back by pacing, or lost with a killed operator):
+        it looks finished, but the stop, not the run, ended it."""
+        timeouts = {s.name: s.timeout_seconds for s in self.spec.seed} | {
+            t.name: t.timeout_seconds for t in self.spec.tests}
+        return self.collector is not None and any(
+            (seen := self._job(name, status.run)) is not None and self._stopped_by_us(seen, timeout, self.given.now)
+            for name, timeout in timeouts.items())
+
+    def _stopped_by_us(self, seen: JobObservation, timeout: int | None, moment: datetime | None = None) -> bool:
+        """A pod of the Job was stopped by the run's stop: it ran at that
+        moment and was stopped at a deadline, before its own timeoutSeconds
+        (if any) would have stopped it."""
+        if moment is None and (moment := self._stop_moment()) is None:
             return False
-        for pod in self._pods_at_deadline(seen, deadline_at):
+        for pod in self._pods_started_by(seen, moment):
             started = _parse(pod["status"]["startTime"])
             if (pod["status"].get("reason") == "DeadlineExceeded" and started is not None
-                    and (not timeout or started + timedelta(seconds=timeout) > deadline_at)):
+                    and (not timeout or started + timedelta(seconds=timeout) > moment)):
                 return True
         return False
 
     def _stopped_suite(self, status: SuiteStatus, seen: JobObservation, known: SuiteStatus | None) -> SuiteStatus:
-        """A suite stopped at the environment's deadline: failed, with the
-        counts of what its stopped pods handed over."""
-        status.phase, status.message = JobPhase.FAILED, STOPPED
-        self._counts(status, seen, known if known is not None and known.message == STOPPED else None)
+        """A suite stopped by the run's stop: failed, with the counts of what
+        its stopped pods handed over."""
+        words = self._stop_words()
+        status.phase, status.message = JobPhase.FAILED, words.stopped
+        self._counts(status, seen, known if known is not None and known.message == words.stopped else None)
         return status
 
     def _stop_grace_over(self) -> bool:
-        deadline_at = self._deadline_at(self.plan.status)
-        return deadline_at is not None and self.given.now >= deadline_at + timedelta(seconds=STOP_GRACE_SECONDS)
+        stop = self._stop_at()
+        return stop is not None and self.given.now >= stop[0] + timedelta(seconds=STOP_GRACE_SECONDS)
 
     def _deadline_at(self, status: TestEnvironmentStatus) -> datetime | None:
         deadline, started = self.spec.lifecycle.active_deadline_seconds, _parse(status.started_at)
@@ -767,21 +823,35 @@ class _Planner:
             return Phase.FAILED, f"{len(failed_suites)} suite(s) failed: {', '.join(failed_suites)}"
         return Phase.SUCCEEDED, f"all {len(suites)} suite(s) passed"
 
-    def _end_on_final_cause(
-        self, status: TestEnvironmentStatus, final_causes: list[tuple[str, Diagnosis]]
-    ) -> Diagnosis | None:
-        """A cause that will not fix itself ends the run now, not at activeDeadlineSeconds."""
-        if not final_causes or status.phase in FINISHED_PHASES:
-            return None
-        where, cause = final_causes[0]
-        status.phase = Phase.ERROR
-        status.message = f"{where}: {cause.message}"
+    def _end_on_final_cause(self, status: TestEnvironmentStatus, final_causes: list[tuple[str, Diagnosis]]) -> str | None:
+        """A cause that will not fix itself ends the run in Error, not at
+        activeDeadlineSeconds: at once when nothing runs, else once what
+        runs has handed over what it wrote so far. Returns its reason."""
+        if status.ending_cause is None:
+            deadline_at = self._deadline_at(status)
+            past_deadline = deadline_at is not None and self.given.now >= deadline_at
+            if not final_causes or past_deadline:
+                return None  # past the deadline, the run is being timed out already
+            if status.phase in FINISHED_PHASES and not self._stopped_unsaid(status):
+                return None
+            where, found = final_causes[0]
+            status.ending_cause = EndingCause(
+                since=_ts(self.given.now), reason=str(found.reason), message=f"{where}: {found.message}")
+        cause = status.ending_cause
+        jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
+        if stopping := [j.name for j in jobs if j.message == AT_ERROR.stopping]:
+            status.message = f"{cause.message}; stopping {', '.join(stopping)} to keep what they wrote so far"
+            if (stop := self._stop_at()) is not None:
+                self._wake_at(stop[0] + timedelta(seconds=STOP_GRACE_SECONDS))
+            self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
+            return cause.reason
+        status.phase, status.message = Phase.ERROR, cause.message
         self._stop_run()
-        return cause
+        return cause.reason
 
     def _end_at_deadline(self, status: TestEnvironmentStatus) -> None:
         deadline, deadline_at = self.spec.lifecycle.active_deadline_seconds, self._deadline_at(status)
-        if deadline_at is None or self.given.now < deadline_at or status.phase == Phase.ERROR:
+        if deadline_at is None or self.given.now < deadline_at or status.ending_cause is not None:
             return
         # A run whose last seeds or suites were stopped at the deadline did not finish: it timed out.
         jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
@@ -802,7 +872,7 @@ class _Planner:
             status.message = f"the run did not finish within activeDeadlineSeconds ({deadline}s)"
         self._stop_run()
 
-    def _tests_condition(self, status: TestEnvironmentStatus, cause: Diagnosis | None) -> _ConditionRow:
+    def _tests_condition(self, status: TestEnvironmentStatus, cause: str | None) -> _ConditionRow:
         failed_suites = [s.name for s in status.tests if s.phase == JobPhase.FAILED]
         seed_failed = any(s.phase == JobPhase.FAILED for s in status.seeds)
         jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
@@ -814,7 +884,7 @@ class _Planner:
                 "NoTests", "no test suites: preview environment")
             return ("TestsPassed", ConditionStatus.UNKNOWN, reason, message)
         if cause is not None:
-            return ("TestsPassed", ConditionStatus.FALSE, str(cause.reason), status.message)
+            return ("TestsPassed", ConditionStatus.FALSE, cause, status.message)
         if failed_suites or seed_failed:
             return ("TestsPassed", ConditionStatus.FALSE, "SuitesFailed", ", ".join(failed_suites) or "a seed failed")
         if status.phase == Phase.SUCCEEDED:
@@ -855,10 +925,10 @@ class _Planner:
         # API server refuses it, that refusal is all there is to say.
         # A seed or suite stopped at the environment's deadline failed for that, whatever its pods say.
         entries += [(f"seed {s.name}", PodOwner("seed", s.name, run), ("seed", s.name), s,
-                     (s.phase in (JobPhase.RUNNING, JobPhase.FAILED) or _starting(s)) and not _at_deadline(s))
+                     (s.phase in (JobPhase.RUNNING, JobPhase.FAILED) or _starting(s)) and not _stopped_early(s))
                     for s in status.seeds]
         entries += [(f"suite {t.name}", PodOwner("test", t.name, run), ("test", t.name), t,
-                     (t.phase == JobPhase.RUNNING or _starting(t)) and not _at_deadline(t)) for t in status.tests]
+                     (t.phase == JobPhase.RUNNING or _starting(t)) and not _stopped_early(t)) for t in status.tests]
         final = []
         for where, owner, key, entry, open_ in entries:
             known = before.get(key)
@@ -998,7 +1068,14 @@ def _conditions(previous: TestEnvironmentStatus, now: datetime, wanted: list[_Co
 
 
 def plan(given: PlanInput) -> Plan:
-    return _Planner(given).run()
+    planned = _Planner(given).run()
+    found, previous = planned.status.ending_cause, given.previous
+    if found is not None and previous.ending_cause is None and previous.observed_generation == given.generation:
+        # What runs is stopped from the moment the cause was found: planned
+        # again as if it had been known all along, each seed and suite is
+        # stopped, or counted as stopped, in this very pass.
+        return _Planner(replace(given, previous=previous.model_copy(update={"ending_cause": found}))).run()
+    return planned
 
 
 def was_collected(status: Mapping[str, Any]) -> bool:

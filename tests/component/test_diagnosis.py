@@ -124,9 +124,11 @@ def test_up_wait_prints_the_reason_and_exits_2(cluster, namespace, operator, tmp
 
 
 @contextmanager
-def admission_refusing(api_client, core, name: str, *, group: str, resource: str, message: str):
+def admission_refusing(api_client, core, name: str, *, group: str, resource: str, message: str,
+                       admits: str = "false", probe: str = "probe"):
     """A real admission policy (CEL, no webhook server needed) that refuses
-    every `resource` created in environment `name`'s namespace."""
+    every `resource` created in environment `name`'s namespace but those the
+    CEL expression `admits` admits; in force once an object named `probe` is refused."""
     admission = client.AdmissionregistrationV1Api(api_client)
     scope = {"namespaceSelector": {"matchLabels": {"testenv.dev/environment": name}}}
     admission.create_validating_admission_policy({
@@ -136,7 +138,7 @@ def admission_refusing(api_client, core, name: str, *, group: str, resource: str
                  "matchConstraints": {**scope, "resourceRules": [{
                      "apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                      "resources": [resource]}]},
-                 "validations": [{"expression": "false", "message": message}]},
+                 "validations": [{"expression": admits, "message": message}]},
     })
     admission.create_validating_admission_policy_binding({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
@@ -147,9 +149,9 @@ def admission_refusing(api_client, core, name: str, *, group: str, resource: str
                                                    "labels": {"testenv.dev/environment": name}}}).metadata.name
     probes = {
         "services": lambda: core.create_namespaced_service(
-            probe_ns, {"metadata": {"name": "probe"}, "spec": {"ports": [{"port": 80}]}}, dry_run="All"),
+            probe_ns, {"metadata": {"name": probe}, "spec": {"ports": [{"port": 80}]}}, dry_run="All"),
         "jobs": lambda: client.BatchV1Api(api_client).create_namespaced_job(probe_ns, {
-            "metadata": {"name": "probe"},
+            "metadata": {"name": probe},
             "spec": {"template": {"spec": {"restartPolicy": "Never",
                                            "containers": [{"name": "c", "image": "probe:1"}]}}}}, dry_run="All"),
     }
@@ -210,3 +212,32 @@ def test_a_job_the_api_server_refuses_ends_the_run_with_that_reason(environments
         assert suite["reason"] == "ApplyRejected", suite
         one_warning_event(core, environments.namespace, name, "ApplyRejected")
         assert not warning_events(core, environments.namespace, name, "ReconcileError")
+
+
+def test_a_suite_running_when_the_run_ends_in_error_is_stopped_first(environments, core, api_client):
+    """Suite pay's Job is refused for good while suite slow runs: slow is
+    stopped through its pod's deadline (KWOK plays the kubelet's stop:
+    hack/testbed/stages.yaml) so its collector could hand over, and only then
+    does the run end Error with pay's reason. tests/realnode/test_results.py
+    keeps a real partial report this way."""
+    name = f"ending-{uuid.uuid4().hex[:6]}"
+    with admission_refusing(api_client, core, name, group="batch", resource="jobs",
+                            message="Jobs need a ticket in this cluster",
+                            admits="!object.metadata.name.startsWith('pay-')", probe="pay-probe"):
+        environments.apply(name, {
+            "lifecycle": {"failureGraceSeconds": 4, "retainOnFailureSeconds": 600},
+            "tests": [{"name": "slow", "image": "ghcr.io/acme/e2e:1",
+                       "podAnnotations": {"testenv.dev/simulate-hang": "true"}},
+                      {"name": "pay", "image": "ghcr.io/acme/e2e:1"}],
+        })
+        stopping = wait_for(lambda: (s := environments.status(name)).get("endingCause") and s,
+                            timeout=60, what="the ending cause", interval=0.2)
+        status = environments.wait_phase(name, "Error", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Error", status
+    assert stopping["endingCause"]["reason"] == "ApplyRejected", stopping
+    assert status["message"].startswith('suite pay: Job "pay-r1" was rejected by the API server: '), status
+    slow = next(t for t in status["tests"] if t["name"] == "slow")
+    assert slow["phase"] == "Failed" and slow["message"].startswith("stopped as the run ended in Error"), slow
+    tests = {c["type"]: c for c in status["conditions"]}["TestsPassed"]
+    assert (tests["status"], tests["reason"]) == ("False", "ApplyRejected")
+    one_warning_event(core, environments.namespace, name, "Error")

@@ -340,3 +340,37 @@ def test_a_seed_running_at_the_environments_deadline_keeps_what_it_wrote(
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     [seeded] = (tmp_path / "a").glob("seed-catalog/shard-0/attempt-0/seeded.txt")
     assert seeded.read_text() == "17 of 42 products\n"
+
+
+def test_a_suite_running_when_the_run_ends_in_error_keeps_what_it_wrote(
+    cluster, images, namespace, environments, start_operator, tmp_path,
+) -> None:
+    """A suite beside it cannot start (its tag is not in the registry), a
+    cause that will not fix itself: the run ends Error, but the suite still
+    running is first stopped as a deadline stops it, and the part of the
+    report it wrote reaches CI's JUnit, counted, with its log."""
+    start_operator()
+    missing = images["redis"].rsplit(":", 1)[0] + ":no-such-tag"
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "metadata": {"name": "broken"},
+        "spec": {"tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]},
+                           {"name": "pay", "image": missing}],
+                 "lifecycle": {"failureGraceSeconds": 10, "activeDeadlineSeconds": 600,
+                               "retainOnFailureSeconds": 600}}}))
+    environments.created.append("broken")
+    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
+             "--junit", str(tmp_path / "broken.xml"))
+    assert up.returncode != 0, up.stdout + up.stderr
+    status = environments.status("broken")
+    assert status["phase"] == "Error", status
+    assert status["message"].startswith(f'suite pay: container "tests" cannot pull image "{missing}"'), status
+    assert status["endingCause"]["reason"] == "ImagePullBackOff", status
+    slow = next(s for s in status["tests"] if s["name"] == "slow")
+    assert slow["message"].startswith("stopped as the run ended in Error"), slow
+    assert (slow["phase"], slow["passed"], slow["failed"]) == ("Failed", 1, 0), slow
+    assert "slow::test_first" in cases(tmp_path / "broken.xml"), up.stdout
+    fetched = cli(cluster, "results", "broken", "-n", namespace, "--junit", str(tmp_path / "after.xml"), "--logs")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert "slow::test_first" in cases(tmp_path / "after.xml")
+    assert "slow: still waiting for the warehouse" in fetched.stdout

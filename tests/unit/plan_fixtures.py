@@ -221,3 +221,14 @@ def with_jobs(observed: Observed, *seen: JobObservation, results: Mapping[str, S
         jobs={**observed.jobs, **jobs(*seen)},
         results={**observed.results, **(results or {})},
     )
+
+
+def suite_pod(name: str, job: str, phase: str = "Running", started: float | None = 0,
+              reason: str | None = None) -> dict:
+    """A pod of the Job `job`, started `started` seconds after NOW."""
+    status: dict = {"phase": phase}
+    if started is not None:
+        status["startTime"] = ts(later(started))
+    if reason:
+        status["reason"] = reason
+    return {"metadata": {"name": name, "labels": {"job-name": job}}, "status": status}

@@ -34,6 +34,7 @@ from plan_fixtures import (
     service,
     settle,
     suite,
+    suite_pod,
     suite_status,
     ts,
     with_jobs,
@@ -1069,16 +1070,6 @@ def test_deadline_passed_times_the_run_out() -> None:
 # A suite running at the deadline is stopped the way its own timeout stops
 # it (its pods' deadline brought forward), so its collector hands over what
 # it wrote so far; the run times out once those pods have stopped.
-
-
-def suite_pod(name: str, job: str, phase: str = "Running", started: float | None = 0,
-              reason: str | None = None) -> dict:
-    status: dict = {"phase": phase}
-    if started is not None:
-        status["startTime"] = ts(later(started))
-    if reason:
-        status["reason"] = reason
-    return {"metadata": {"name": name, "labels": {"job-name": job}}, "status": status}
 
 
 def at_the_deadline(*pods: dict) -> tuple:

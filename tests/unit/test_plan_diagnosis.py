@@ -12,14 +12,19 @@ from plan_fixtures import (
     REDIS,
     SETTINGS,
     component_status,
+    event_reasons,
     job_seen,
+    jobs,
     later,
     make_spec,
+    ready_workloads,
+    result,
     run_plan,
     seed_status,
     service,
     settle,
     suite,
+    suite_pod,
     suite_status,
     ts,
     with_jobs,
@@ -27,7 +32,7 @@ from plan_fixtures import (
 from testenv.diagnose import Diagnosis, PodOwner, Reason
 from testenv.models import ConditionStatus, JobPhase, Phase
 from testenv.observe import ImageRef, Observed
-from testenv.plan import ObjectRef
+from testenv.plan import AT_ERROR, STOP_GRACE_SECONDS, STOPPING, ObjectRef
 
 PULL = 'container "api" cannot pull image "ghcr.io/acme/api:1": not found'
 API = PodOwner("service", "api")
@@ -181,3 +186,148 @@ def test_the_grace_setting_has_a_default_and_an_environment_may_override_it() ->
     assert SETTINGS.failure_grace_seconds == 120
     spec = make_spec(lifecycle={"failureGraceSeconds": 10})
     assert spec.lifecycle.failure_grace_seconds == 10
+
+
+# A cause that ends the run while suites or seeds run stops them the way the
+# environment's deadline does (test_plan.py), from the moment it was found,
+# so what they wrote so far is kept before the run ends Error.
+
+CRASH = Diagnosis(Reason.CRASH_LOOP_BACK_OFF, 'container "redis" keeps crashing (exit 1)', permanent=True,
+                  since=ts(later(0)), pod="cache-1", container="redis")
+CACHE = PodOwner("datastore", "cache")
+
+
+def crashed(observed: Observed, *pods: dict) -> Observed:
+    """The datastore `cache` no longer ready, its pod crash-looping; `pods` are the Jobs'."""
+    cache = replace(observed.workloads["cache"], ready=False, message="0/1 ready")
+    return replace(observed, workloads={**observed.workloads, "cache": cache}, pods=pods, diagnoses={CACHE: CRASH})
+
+
+def crashing_while_testing(*pods: dict) -> tuple:
+    spec = make_spec(datastores=[REDIS], tests=[suite("a"), suite("b", needs=["a"])])
+    p, observed = settle(spec)
+    return spec, p, crashed(with_jobs(observed, job_seen("a")), *pods)
+
+
+def test_a_final_cause_while_a_suite_runs_stops_it_before_the_run_ends_in_error() -> None:
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    status = stopping.status
+    assert status.phase == Phase.TESTING and "Error" not in event_reasons(stopping)
+    assert status.ending_cause is not None
+    assert (status.ending_cause.since, status.ending_cause.reason) == (ts(later(100)), "CrashLoopBackOff")
+    assert status.ending_cause.message == f"datastore cache: {CRASH.message}"
+    assert stopping.stop_pods == ["a-r1-x"] and stopping.apply == [] and stopping.delete == []
+    assert suite_status(stopping, "a").message == AT_ERROR.stopping
+    assert status.message == f"datastore cache: {CRASH.message}; stopping a to keep what they wrote so far"
+    tests = condition(stopping, "TestsPassed")
+    assert (tests.status, tests.reason) == (ConditionStatus.FALSE, "CrashLoopBackOff")
+    assert stopping.wake_after == STOP_GRACE_SECONDS
+
+    stopped = replace(observed, pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),))
+    reading = run_plan(spec, previous=status, observed=stopped, now=later(110))
+    assert reading.read_results == ["a-r1"] and reading.stop_pods == []  # planned again once read
+    ended = run_plan(spec, previous=status, observed=replace(stopped, results={"a-r1": result(passed=4, failed=1)}),
+                     now=later(110))
+    a = suite_status(ended, "a")
+    assert (a.phase, a.message, a.passed, a.failed) == (JobPhase.FAILED, AT_ERROR.stopped, 4, 1)
+    assert ended.status.phase == Phase.ERROR and ended.status.message == f"datastore cache: {CRASH.message}"
+    assert suite_status(ended, "b").phase == JobPhase.SKIPPED
+    assert ended.delete == [ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1")]
+    assert event_reasons(ended)[0] == "Error" and "SuiteFailed" in event_reasons(ended)
+    assert ended.status.finished_at == ts(later(110))
+    # Planned again from what was written, nothing is read or announced twice.
+    again = run_plan(spec, previous=ended.status, observed=stopped, now=later(120))
+    assert again.status.phase == Phase.ERROR and again.events == [] and again.read_results == []
+
+
+def test_the_ending_cause_holds_when_its_pod_goes_during_the_stop() -> None:
+    """Found once, the cause is the run's: a crash-looping pod replaced, or
+    its diagnosis gone, does not bring the stopped run back."""
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    gone = replace(observed, diagnoses={}, results={"a-r1": result(passed=2)},
+                   pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),))
+    ended = run_plan(spec, previous=stopping.status, observed=gone, now=later(105))
+    assert ended.status.phase == Phase.ERROR and suite_status(ended, "a").message == AT_ERROR.stopped
+    assert ended.status.message == f"datastore cache: {CRASH.message}"
+
+
+def test_a_stop_whose_status_was_never_written_is_known_from_the_pods() -> None:
+    """The pass that stopped the pod may have its status held back (pacing)
+    or lost with a killed operator: the next pass finds the cause again, later,
+    and the pod it stopped counts as stopped, not as a failed suite."""
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    failed = replace(with_jobs(observed, job_seen("a", JobPhase.FAILED, reason="BackoffLimitExceeded")),
+                     pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),),
+                     results={"a-r1": result(passed=3)})
+    ended = run_plan(spec, previous=p.status, observed=failed, now=later(108))
+    assert suite_status(ended, "a").message == AT_ERROR.stopped and suite_status(ended, "a").passed == 3
+    assert ended.status.phase == Phase.ERROR
+
+
+def test_pods_that_do_not_stop_within_the_grace_leave_the_run_in_error_unread() -> None:
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    ended = run_plan(spec, previous=stopping.status, observed=observed, now=later(100 + STOP_GRACE_SECONDS))
+    assert ended.status.phase == Phase.ERROR and ended.read_results == [] and ended.stop_pods == []
+    assert suite_status(ended, "a").message == AT_ERROR.not_handed_over
+    assert ended.delete == [ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1")]
+
+
+def test_without_a_collector_a_final_cause_ends_the_run_at_once() -> None:
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    ended = run_plan(spec, previous=p.status, observed=observed, now=later(100),
+                     settings=SETTINGS.model_copy(update={"collector_image": ""}))
+    assert ended.status.phase == Phase.ERROR and ended.stop_pods == []
+    assert ObjectRef(api_version="batch/v1", kind="Job", namespace=NS, name="a-r1") in ended.delete
+
+
+def test_a_seed_running_when_the_run_ends_in_error_is_stopped_and_kept_first() -> None:
+    spec = make_spec(datastores=[REDIS], seed=[{"name": "load", "image": "ghcr.io/acme/load:1"}],
+                     tests=[suite("a")])
+    first = run_plan(spec)
+    seeding = Observed(workloads=ready_workloads(first), jobs=jobs(job_seen("load", JobPhase.RUNNING, kind="seed")))
+    p = run_plan(spec, previous=first.status, observed=seeding, now=later(10))
+    crashing = crashed(seeding, suite_pod("load-r1-x", "load-r1", started=20))
+    stopping = run_plan(spec, previous=p.status, observed=crashing, now=later(60))
+    assert stopping.stop_pods == ["load-r1-x"] and seed_status(stopping, "load").message == AT_ERROR.stopping
+    assert stopping.status.phase == Phase.SEEDING
+    failed = replace(crashing, jobs=jobs(job_seen("load", JobPhase.FAILED, kind="seed", reason="BackoffLimitExceeded")),
+                     pods=(suite_pod("load-r1-x", "load-r1", "Failed", started=20, reason="DeadlineExceeded"),))
+    ended = run_plan(spec, previous=stopping.status, observed=failed, now=later(65))
+    load = seed_status(ended, "load")
+    assert (load.phase, load.message) == (JobPhase.FAILED, AT_ERROR.seed_stopped)
+    assert ended.status.phase == Phase.ERROR and ended.status.message == f"datastore cache: {CRASH.message}"
+
+
+def test_a_cause_found_past_the_deadline_leaves_the_run_to_time_out() -> None:
+    spec = make_spec(datastores=[REDIS], tests=[suite("a")], lifecycle={"activeDeadlineSeconds": 60})
+    p, observed = settle(spec)
+    crashing = crashed(with_jobs(observed, job_seen("a")), suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=crashing, now=later(70))
+    assert stopping.status.ending_cause is None and suite_status(stopping, "a").message == STOPPING
+    stopped = replace(crashing, pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),),
+                      results={"a-r1": result(passed=1)})
+    ended = run_plan(spec, previous=stopping.status, observed=stopped, now=later(75))
+    assert ended.status.phase == Phase.TIMED_OUT
+
+
+def test_a_deadline_passing_while_the_run_ends_in_error_does_not_make_it_time_out() -> None:
+    spec = make_spec(datastores=[REDIS], tests=[suite("a")], lifecycle={"activeDeadlineSeconds": 120})
+    p, observed = settle(spec)
+    crashing = crashed(with_jobs(observed, job_seen("a")), suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=crashing, now=later(100))
+    still = run_plan(spec, previous=stopping.status, observed=crashing, now=later(130))
+    assert still.status.phase == Phase.TESTING and suite_status(still, "a").message == AT_ERROR.stopping
+    stopped = replace(crashing, pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),),
+                      results={"a-r1": result(passed=1)})
+    ended = run_plan(spec, previous=still.status, observed=stopped, now=later(135))
+    assert ended.status.phase == Phase.ERROR and suite_status(ended, "a").message == AT_ERROR.stopped
+
+
+def test_a_new_run_forgets_the_last_ones_ending_cause() -> None:
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    stopping = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    rerun = run_plan(spec, previous=stopping.status, observed=Observed(), generation=2, now=later(110))
+    assert rerun.status.ending_cause is None and rerun.status.phase == Phase.PROVISIONING
