@@ -118,6 +118,10 @@ def _amount(pattern: str, like: str) -> Callable[[int | str], int | str]:
     return check
 
 
+# Durations and counts the operator adds to dates, or hands on where 32 bits
+# hold them (WireMock's integers), are bounded as Kubernetes bounds its int32
+# fields: in seconds, 68 years. Past about 7,900 years a date overflows.
+INT32_MAX = 2**31 - 1
 Quantity = Annotated[
     StrictInt | str,
     AfterValidator(_amount(QUANTITY_PATTERN, "a Kubernetes quantity of 0 or more (like 500m, 2, 8Gi)")),
@@ -216,17 +220,17 @@ class SpecModel(Model):
 class Lifecycle(SpecModel):
     ttl_seconds_after_finished: StrictInt | None = Field(
         default=None,
-        ge=0,
+        ge=0, le=INT32_MAX,
         description="Delete the environment's namespace this long after the run Succeeded.",
     )
     retain_on_failure_seconds: StrictInt | None = Field(
         default=None,
-        ge=0,
+        ge=0, le=INT32_MAX,
         description="Keep a Failed or TimedOut environment this long for debugging, then delete it.",
     )
     active_deadline_seconds: StrictInt | None = Field(
         default=None,
-        ge=1,
+        ge=1, le=INT32_MAX,
         description=(
             "The whole run must finish within this many seconds of its start, else it is TimedOut: "
             "seeds and suites still running are stopped first, so what they wrote so far is kept. "
@@ -235,7 +239,7 @@ class Lifecycle(SpecModel):
     )
     failure_grace_seconds: StrictInt | None = Field(
         default=None,
-        ge=0,
+        ge=0, le=INT32_MAX,
         description=(
             "How long a pod-level cause that may still fix itself (an image not pushed yet, a missing Secret, "
             "no node that fits, a full quota) is waited out before the run ends in Error with that reason "
@@ -314,7 +318,7 @@ class StubResponse(SpecModel):
     headers: dict[str, str] | None = None
     body: str | None = None
     json_body: Any = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
-    fixed_delay_milliseconds: StrictInt | None = Field(default=None, ge=0)
+    fixed_delay_milliseconds: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
     fault: Fault | None = Field(default=None, description="Simulate a network fault instead of a response.")
 
 
@@ -323,13 +327,13 @@ class StubMapping(SpecModel):
 
     request: StubRequest
     response: StubResponse = Field(default_factory=StubResponse)
-    priority: StrictInt | None = Field(default=None, ge=1)
+    priority: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class RequestCount(SpecModel):
-    at_least: StrictInt | None = Field(default=None, ge=0)
-    at_most: StrictInt | None = Field(default=None, ge=0)
-    exactly: StrictInt | None = Field(default=None, ge=0)
+    at_least: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    at_most: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    exactly: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
 
 
 class StubVerification(SpecModel):
@@ -579,7 +583,7 @@ class Seed(SpecModel):
     args: list[str] | None = None
     env: EnvList = Field(default_factory=list)
     needs: list[JobName] = Field(default_factory=list, max_length=32)
-    timeout_seconds: StrictInt | None = Field(default=None, ge=1)
+    timeout_seconds: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
     pod_annotations: PodAnnotations = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -603,7 +607,7 @@ class TestSuite(SpecModel):
     shards: StrictInt = Field(default=1, ge=1, le=100, description="Run as an Indexed Job of this many shards.")
     retries: StrictInt = Field(default=0, ge=0, le=10, description="The Job's backoffLimit.")
     timeout_seconds: StrictInt | None = Field(
-        default=None, ge=1, description="Each attempt's deadline (its pod's activeDeadlineSeconds); a retry gets "
+        default=None, ge=1, le=INT32_MAX, description="Each attempt's deadline (its pod's activeDeadlineSeconds); a retry gets "
         "a new one. A timed-out attempt's results and log tail are kept.")
     fail_fast: StrictBool = Field(default=True, description="A failure of this suite cancels suites not yet started.")
     pod_annotations: PodAnnotations = Field(default_factory=dict)

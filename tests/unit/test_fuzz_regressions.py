@@ -91,8 +91,10 @@ def test_an_integer_beyond_64_bits_is_refused(value):
 
 
 def test_the_largest_64_bit_integer_and_a_whole_float_are_integers():
-    # API server: 9223372036854775807 is kept; 2.0 is taken for the integer 2.
-    assert cli_problems(manifest(lifecycle={"ttlSecondsAfterFinished": 2**63 - 1})) == []
+    # API server: 9223372036854775807 is an integer (judged by the field's
+    # maximum, not its type); 2.0 is taken for the integer 2.
+    assert cli_problems(manifest(lifecycle={"ttlSecondsAfterFinished": 2**63 - 1})) == [
+        "spec.lifecycle.ttlSecondsAfterFinished: Input should be less than or equal to 2147483647"]
     assert cli_problems(manifest(tests=item("tests", shards=2.0))) == []
     spec = models.TestEnvironmentSpec.model_validate({"tests": item("tests", shards=2.0)})
     assert spec.tests[0].shards == 2 and isinstance(spec.tests[0].shards, int)
@@ -384,3 +386,21 @@ def test_at_most_64_pod_annotations():
     problems = cli_problems(manifest(seed=[{"name": "fill", "image": "registry.test/seed:1",
                                             "podAnnotations": {f"k{i}": "" for i in range(65)}}]))
     assert problems == ["spec.seed[0](fill).podAnnotations: 65 annotations; at most 64"], problems
+
+
+# --- admitted, then every pass raised: a deadline past the year 9999 -----------------------------------
+# fuzz_manifests.py (seed 20261201, cc8ae04): activeDeadlineSeconds
+# 1418617818948 and 18014398509481984 were admitted (int64), and every pass
+# of the operator raised OverflowError adding them to the start: 14
+# tracebacks, no phase. Durations are now int32, as Kubernetes' own.
+
+
+@pytest.mark.parametrize("field, spec_changes", [
+    ("spec.lifecycle.activeDeadlineSeconds", {"lifecycle": {"activeDeadlineSeconds": 1418617818948}}),
+    ("spec.lifecycle.retainOnFailureSeconds", {"lifecycle": {"retainOnFailureSeconds": 18014398509481984}}),
+    ("spec.tests[0](e2e).timeoutSeconds", {"tests": item("tests", timeoutSeconds=2**31)}),
+])
+def test_a_duration_past_int32_is_refused_naming_its_field(field, spec_changes):
+    # API server: spec.lifecycle.activeDeadlineSeconds: Invalid value: ...: must be less than or equal to 2147483647.
+    [problem] = cli_problems(manifest(**spec_changes))
+    assert problem.startswith(f"{field}: ") and "2147483647" in problem, problem

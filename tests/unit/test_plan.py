@@ -42,6 +42,7 @@ from plan_fixtures import (
 from testenv.build.services import CopySource
 from testenv.diagnose import Diagnosis, PodOwner, Reason
 from testenv.models import (
+    INT32_MAX,
     ConditionStatus,
     JobPhase,
     Phase,
@@ -1216,6 +1217,22 @@ def test_without_a_collector_a_suite_running_at_the_deadline_just_goes() -> None
     ended = run_plan(spec, previous=p.status, observed=observed, now=later(1800),
                      settings=SETTINGS.model_copy(update={"collector_image": ""}))
     assert ended.status.phase == Phase.TIMED_OUT and ended.stop_pods == []
+
+
+def test_the_longest_durations_are_planned_without_overflow() -> None:
+    """int32 seconds (models.INT32_MAX), the most the schema admits, added to
+    the start and the finish: past about 7,900 years a date overflows."""
+    longest = INT32_MAX
+    spec = make_spec(lifecycle={"activeDeadlineSeconds": longest, "retainOnFailureSeconds": longest,
+                                "ttlSecondsAfterFinished": longest},
+                     datastores=[REDIS], tests=[suite("a", timeoutSeconds=longest)])
+    p, observed = settle(spec)
+    running = run_plan(spec, previous=p.status, observed=replace(
+        with_jobs(observed, job_seen("a")), pods=(suite_pod("a-r1-x", "a-r1", started=5),)), now=later(60))
+    assert running.status.expires_at == ts(later(2 * longest))
+    failed = with_jobs(observed, job_seen("a", FAILED), results={"a-r1": result(failed=1)})
+    done = run_plan(spec, previous=running.status, observed=failed, now=later(120))
+    assert done.status.phase == Phase.FAILED and done.status.expires_at == ts(later(120 + longest))
 
 
 def test_deadline_passed_during_provisioning_starts_nothing() -> None:

@@ -127,3 +127,16 @@ def test_an_apply_server_side_apply_cannot_merge_is_a_refusal_not_a_retried_erro
     reconcile(resource, Observed(namespace_phase="Active"), kube, SETTINGS, memory)
     suite = next(t for t in memory.status["tests"] if t["name"] == "e2e")
     assert suite["reason"] == "ApplyRejected" and "duplicate entries" in suite["message"], suite
+
+
+def test_a_duration_stored_before_the_int32_bound_ends_the_run_in_error_naming_it(monkeypatch, events) -> None:
+    """An object admitted before the schema bounded durations (fuzz_manifests.py:
+    every pass raised OverflowError, no phase) is judged by the models."""
+    monkeypatch.setattr(reconcile_module, "_now", lambda: datetime(2026, 1, 1, 12, 0, 0))
+    kube, memory = RefusingKube(), Memory()
+    stored = body()
+    stored["spec"]["lifecycle"] = {"activeDeadlineSeconds": 1418617818948}
+    reconcile(stored, Observed(), kube, SETTINGS, memory)
+    assert memory.status["phase"] == "Error"
+    assert memory.status["message"].startswith("spec.lifecycle.activeDeadlineSeconds: "), memory.status["message"]
+    assert "2147483647" in memory.status["message"]
