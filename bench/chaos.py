@@ -138,6 +138,14 @@ SHAPES: dict[str, tuple[dict[str, Any], str]] = {
         "services": [{"name": "api", "image": "ghcr.io/acme/api:1", "ports": [{"port": 80}], "dependsOn": ["db"]}],
         "tests": [kwok_suite("slow", 30000)],
     }, GONE),
+    # A quota of one pod: one suite's pod hangs, the other's is refused for
+    # good, and the run ends Error, once the hanging one has been stopped.
+    "error": ({
+        "lifecycle": {**LIFECYCLE, "failureGraceSeconds": 5},
+        "isolation": {"resourceQuota": {"pods": "1"}},
+        "tests": [{"name": name, "image": "ghcr.io/acme/tests:1", "podAnnotations": {HANG: "true"}}
+                  for name in ("left", "right")],
+    }, "Error"),
 }
 
 

@@ -299,26 +299,36 @@ def test_a_suite_running_at_the_environments_deadline_keeps_what_it_wrote(
     the suite is stopped as its own timeout would stop it, and the part of
     the report it wrote reaches CI's JUnit, counted, with its log."""
     start_operator()
-    manifest = tmp_path / "late.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "metadata": {"name": "late"},
-        "spec": {"tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]}],
-                 "lifecycle": {"activeDeadlineSeconds": 30, "retainOnFailureSeconds": 600}}}))
-    environments.created.append("late")
-    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
-             "--junit", str(tmp_path / "late.xml"))
-    assert up.returncode != 0, up.stdout + up.stderr
-    status = environments.status("late")
+    status = up_with_slow_stopped(cluster, namespace, environments, tmp_path, "late", {
+        "tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]}],
+        "lifecycle": {"activeDeadlineSeconds": 30, "retainOnFailureSeconds": 600}},
+        stopped="stopped at the environment's activeDeadlineSeconds")
     assert status["phase"] == "TimedOut", status
-    [slow] = status["tests"]
-    assert slow["message"].startswith("stopped at the environment's activeDeadlineSeconds"), slow
+
+
+def up_with_slow_stopped(cluster, namespace: str, environments: Environments, tmp_path: Path, name: str,
+                         spec: dict[str, Any], *, stopped: str) -> dict[str, Any]:
+    """`testenv up` of a run that stops suite slow (SLOW) as it ends: the
+    part of the report slow wrote is counted and in CI's JUnit, and comes
+    back through `testenv results` with its log. Returns the final status."""
+    manifest = tmp_path / f"{name}.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
+                                        "metadata": {"name": name}, "spec": spec}))
+    environments.created.append(name)  # type: ignore[attr-defined]
+    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
+             "--junit", str(tmp_path / f"{name}.xml"))
+    assert up.returncode != 0, up.stdout + up.stderr
+    status = environments.status(name)
+    slow = next(s for s in status["tests"] if s["name"] == "slow")
+    assert slow["message"].startswith(stopped), slow
     assert (slow["phase"], slow["passed"], slow["failed"]) == ("Failed", 1, 0), slow
     assert slow["results"]["reports"] == 1, slow
-    assert "slow::test_first" in cases(tmp_path / "late.xml"), up.stdout
-    fetched = cli(cluster, "results", "late", "-n", namespace, "--junit", str(tmp_path / "after.xml"), "--logs")
+    assert "slow::test_first" in cases(tmp_path / f"{name}.xml"), up.stdout
+    fetched = cli(cluster, "results", name, "-n", namespace, "--junit", str(tmp_path / "after.xml"), "--logs")
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     assert "slow::test_first" in cases(tmp_path / "after.xml")
     assert "slow: still waiting for the warehouse" in fetched.stdout
+    return status
 
 
 def test_a_seed_running_at_the_environments_deadline_keeps_what_it_wrote(
@@ -351,26 +361,11 @@ def test_a_suite_running_when_the_run_ends_in_error_keeps_what_it_wrote(
     report it wrote reaches CI's JUnit, counted, with its log."""
     start_operator()
     missing = images["redis"].rsplit(":", 1)[0] + ":no-such-tag"
-    manifest = tmp_path / "broken.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment", "metadata": {"name": "broken"},
-        "spec": {"tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]},
-                           {"name": "pay", "image": missing}],
-                 "lifecycle": {"failureGraceSeconds": 10, "activeDeadlineSeconds": 600,
-                               "retainOnFailureSeconds": 600}}}))
-    environments.created.append("broken")
-    up = cli(cluster, "up", "-f", str(manifest), "-n", namespace, "--wait", "--timeout", "5m",
-             "--junit", str(tmp_path / "broken.xml"))
-    assert up.returncode != 0, up.stdout + up.stderr
-    status = environments.status("broken")
+    status = up_with_slow_stopped(cluster, namespace, environments, tmp_path, "broken", {
+        "tests": [{"name": "slow", "image": images["runner"], "command": ["sh", "-c", SLOW]},
+                  {"name": "pay", "image": missing}],
+        "lifecycle": {"failureGraceSeconds": 10, "activeDeadlineSeconds": 600, "retainOnFailureSeconds": 600}},
+        stopped="stopped as the run ended in Error")
     assert status["phase"] == "Error", status
     assert status["message"].startswith(f'suite pay: container "tests" cannot pull image "{missing}"'), status
     assert status["endingCause"]["reason"] == "ImagePullBackOff", status
-    slow = next(s for s in status["tests"] if s["name"] == "slow")
-    assert slow["message"].startswith("stopped as the run ended in Error"), slow
-    assert (slow["phase"], slow["passed"], slow["failed"]) == ("Failed", 1, 0), slow
-    assert "slow::test_first" in cases(tmp_path / "broken.xml"), up.stdout
-    fetched = cli(cluster, "results", "broken", "-n", namespace, "--junit", str(tmp_path / "after.xml"), "--logs")
-    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
-    assert "slow::test_first" in cases(tmp_path / "after.xml")
-    assert "slow: still waiting for the warehouse" in fetched.stdout
