@@ -121,7 +121,7 @@ class Plan:
     read_results: list[str] = field(default_factory=list)  # finished test Jobs whose pods to read
     log_tails: list[str] = field(default_factory=list)  # newly failed Jobs whose last log lines to post
     verify_stubs: list[str] = field(default_factory=list)
-    stop_pods: list[str] = field(default_factory=list)  # running suite pods to stop at the deadline (STOPPING)
+    stop_pods: list[str] = field(default_factory=list)  # running seed and suite pods to stop (deadline, ending cause)
     events: list[Event] = field(default_factory=list)
     wake_after: float | None = None  # seconds until the next time-driven change
 

@@ -81,7 +81,7 @@ class Memory:
     rejected: dict[PodOwner, tuple[str, str, str, datetime]] = field(default_factory=dict)
     # Seed Jobs whose pods' results were kept; log tails kept, by run.
     harvested: set[str] = field(default_factory=set)
-    stopped: set[str] = field(default_factory=set)  # pods stopped at the environment's deadline
+    stopped: set[str] = field(default_factory=set)  # pods stopped at the deadline or for an ending cause
     logs_kept: dict[int, KeptLogs] = field(default_factory=dict)
     run_budget: RunBudget | None = None
 
