@@ -118,6 +118,26 @@ def _amount(pattern: str, like: str) -> Callable[[int | str], int | str]:
     return check
 
 
+# Kubernetes checks a whole-number resource (pods) in thousandths held in an
+# int64: past about 9.2e15 its "must be an integer" refuses the ResourceQuota.
+# 1e15, as the bound, is exact where the API server compares numbers as
+# float64 (2**63 // 1000 is not: one more slipped through).
+COUNT_MAX = 10**15
+_COUNT_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+                "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def _countable(value: int | str) -> int | str:
+    if isinstance(value, str):
+        digits, unit = re.fullmatch(r"\+?([0-9]+)(.*)", value).groups()  # type: ignore[union-attr]  # COUNT_PATTERN held
+        number = int(digits) * _COUNT_UNITS[unit]
+    else:
+        number = value
+    if number > COUNT_MAX:
+        raise ValueError(f"{value!r} is more than a ResourceQuota can hold (at most {COUNT_MAX})")
+    return value
+
+
 # Durations and counts the operator adds to dates, or hands on where 32 bits
 # hold them (WireMock's integers), are bounded as Kubernetes bounds its int32
 # fields: in seconds, 68 years. Past about 7,900 years a date overflows.
@@ -130,7 +150,13 @@ Quantity = Annotated[
 Count = Annotated[
     StrictInt | str,
     AfterValidator(_amount(COUNT_PATTERN, "a whole number of 0 or more (like 30, 1k)")),
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": COUNT_PATTERN, "minimum": 0}),
+    AfterValidator(_countable),
+    Field(json_schema_extra={
+        "x-kubernetes-int-or-string": True, "pattern": COUNT_PATTERN, "minimum": 0, "maximum": COUNT_MAX,
+        "x-kubernetes-validations": [{
+            "rule": f"type(self) == int || !isQuantity(self) || !quantity(self).isGreaterThan(quantity('{COUNT_MAX}'))",
+            "message": f"more than a ResourceQuota can hold (at most {COUNT_MAX})"}],
+    }),
 ]
 FreeForm = Annotated[
     dict[str, Any],

@@ -95,12 +95,21 @@ def test_server_applies_defaults(cluster, ns):
          "spec.tests[0].podAnnotations: Invalid value: a key must be [prefix/]name"),
         ({"seed": [{"name": "s", "image": "i", "podAnnotations": {"a" * 254 + "/b": "1"}}]},
          "spec.seed[0].podAnnotations: Invalid value: a key must be [prefix/]name"),
+        ({"lifecycle": {"activeDeadlineSeconds": 1418617818948}},
+         "spec.lifecycle.activeDeadlineSeconds: Invalid value: 1418617818948: "
+         "spec.lifecycle.activeDeadlineSeconds in body should be less than or equal to 2147483647"),
+        ({"isolation": {"resourceQuota": {"pods": "53509020927351939"}}},
+         'spec.isolation.resourceQuota.pods: Invalid value: "53509020927351939": more than a ResourceQuota can hold'),
+        ({"isolation": {"resourceQuota": {"pods": "2P"}}}, "more than a ResourceQuota can hold"),
+        ({"isolation": {"resourceQuota": {"pods": 10**15 + 1}}},
+         "spec.isolation.resourceQuota.pods in body should be less than or equal to 1000000000000000"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
          "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
          "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice",
-         "port-twice", "port-name-twice", "port-name-reserved", "annotation-key", "annotation-prefix-too-long"],
+         "port-twice", "port-name-twice", "port-name-reserved", "annotation-key", "annotation-prefix-too-long",
+         "deadline-past-int32", "pods-past-1e15", "pods-2P", "pods-int-past-1e15"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)

@@ -404,3 +404,22 @@ def test_a_duration_past_int32_is_refused_naming_its_field(field, spec_changes):
     # API server: spec.lifecycle.activeDeadlineSeconds: Invalid value: ...: must be less than or equal to 2147483647.
     [problem] = cli_problems(manifest(**spec_changes))
     assert problem.startswith(f"{field}: ") and "2147483647" in problem, problem
+
+
+# --- admitted, then refused by the ResourceQuota: a count of pods past int64 thousandths ---------------
+# fuzz_manifests.py (seed 20261130, e179b89): pods "+0053509020927351939" was
+# admitted, then every apply of the ResourceQuota got 422 "spec.hard[pods]:
+# must be an integer" (Kubernetes counts it in thousandths, in an int64): 14
+# tracebacks, no phase.
+
+
+@pytest.mark.parametrize("pods", ["+0053509020927351939", "2P", "1Ei", 10**15 + 1])
+def test_a_pod_count_past_what_a_resourcequota_holds_is_refused(pods):
+    # API server: spec.isolation.resourceQuota.pods: ... more than a ResourceQuota can hold (at most 1000000000000000)
+    [problem] = cli_problems(manifest(isolation={"resourceQuota": {"pods": pods}}))
+    assert problem.startswith("spec.isolation.resourceQuota.pods: ") and "1000000000000000" in problem, problem
+
+
+@pytest.mark.parametrize("pods", ["1P", "+001000", "888Ti", 10**15])
+def test_a_pod_count_up_to_1e15_is_taken(pods):
+    assert cli_problems(manifest(isolation={"resourceQuota": {"pods": pods}})) == []
