@@ -103,13 +103,22 @@ def test_server_applies_defaults(cluster, ns):
         ({"isolation": {"resourceQuota": {"pods": "2P"}}}, "more than a ResourceQuota can hold"),
         ({"isolation": {"resourceQuota": {"pods": 10**15 + 1}}},
          "spec.isolation.resourceQuota.pods in body should be less than or equal to 1000000000000000"),
+        ({"services": [{"name": "a", "image": "i", "readinessProbe": {"httpGet": {"port": 80}, "r1": 1071}}]},
+         'unknown field "spec.services[0].readinessProbe.r1"'),
+        ({"services": [{"name": "a", "image": "i", "readinessProbe": {"periodSeconds": 2}}]},
+         "spec.services[0].readinessProbe: Invalid value: set exactly one of exec, httpGet"),
+        ({"services": [{"name": "a", "image": "i", "readinessProbe": {"tcpSocket": {"port": "8080"}}}]},
+         "spec.services[0].readinessProbe.tcpSocket.port"),
+        ({"services": [{"name": "a", "image": "i", "readinessProbe": {"tcpSocket": {"port": 70000}}}]},
+         "spec.services[0].readinessProbe.tcpSocket.port"),
     ],
     ids=["engine", "image-or-copy", "name", "negative-ttl", "zero-deadline", "zero-shards", "shared-name",
          "duplicate-name", "sql-without-datastore", "sql-and-image", "stub-method", "stub-fault", "no-image",
          "value-and-value-from", "secret-key-ref-without-namespace", "image-upper-case-path",
          "image-not-ascii", "image-empty-tag", "version-with-space", "env-name-twice",
          "port-twice", "port-name-twice", "port-name-reserved", "annotation-key", "annotation-prefix-too-long",
-         "deadline-past-int32", "pods-past-1e15", "pods-2P", "pods-int-past-1e15"],
+         "deadline-past-int32", "pods-past-1e15", "pods-2P", "pods-int-past-1e15",
+         "probe-unknown-field", "probe-no-handler", "probe-port-digits-name", "probe-port-70000"],
 )
 def test_invalid_objects_are_refused_with_a_message_naming_the_field(cluster, ns, spec, expected):
     result = _apply(cluster, ns, spec)
@@ -132,6 +141,15 @@ def test_image_references_the_kubelet_takes_are_admitted(cluster, ns, image):
 def test_qualified_pod_annotation_keys_are_admitted(cluster, ns):
     keys = {"team": "", "testenv.dev/simulate-exit-code": "1", "x" * 63: "", "a" * 253 + "/b": ""}
     result = _apply(cluster, ns, {"tests": [{"name": "t", "image": "i", "podAnnotations": keys}]})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("probe", [
+    {"httpGet": {"port": "http", "path": "/health", "scheme": "HTTPS", "httpHeaders": [{"name": "X-A", "value": "1"}]}},
+    {"tcpSocket": {"port": 6379}, "periodSeconds": 2}, {"grpc": {"port": 9090}}, {"exec": {"command": ["true"]}},
+])
+def test_readiness_probes_kubernetes_takes_are_admitted(cluster, ns, probe):
+    result = _apply(cluster, ns, {"services": [{"name": "a", "image": "i", "readinessProbe": probe}]})
     assert result.returncode == 0, result.stderr
 
 

@@ -423,3 +423,41 @@ def test_a_pod_count_past_what_a_resourcequota_holds_is_refused(pods):
 @pytest.mark.parametrize("pods", ["1P", "+001000", "888Ti", 10**15])
 def test_a_pod_count_up_to_1e15_is_taken(pods):
     assert cli_problems(manifest(isolation={"resourceQuota": {"pods": pods}})) == []
+
+
+
+# --- admitted, then refused with the Deployment: a readiness probe with a field no Probe has ----------
+# fuzz_manifests.py (seed 20261201, 4e4e848): readinessProbe {"r1": 1071,
+# ...} was free-form, admitted, and the run ended Error when the
+# Deployment's apply was refused, the others provisioned. The probe is typed now.
+
+
+@pytest.mark.parametrize(("probe", "says"), [
+    ({"httpGet": {"path": "/", "port": 80}, "r1": 1071}, "spec.services[0](api).readinessProbe.r1: unknown field"),
+    ({"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 5},
+     "spec.services[0](api).readinessProbe.terminationGracePeriodSeconds: unknown field"),
+    ({"periodSeconds": 2}, "spec.services[0](api).readinessProbe: set exactly one of exec, httpGet"),
+    ({"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}},
+     "spec.services[0](api).readinessProbe: set exactly one of exec, httpGet"),
+    ({"httpGet": {"path": "/"}}, "spec.services[0](api).readinessProbe.httpGet.port: required field is missing"),
+    ({"tcpSocket": {"port": "8080"}}, "spec.services[0](api).readinessProbe.tcpSocket.port: '8080' is no container port's name"),
+    ({"tcpSocket": {"port": 70000}}, "spec.services[0](api).readinessProbe.tcpSocket.port: 70000 is no port"),
+    ({"httpGet": {"port": 80, "scheme": "FTP"}}, "spec.services[0](api).readinessProbe.httpGet.scheme"),
+])
+def test_a_readiness_probe_is_checked_as_a_probe(probe, says):
+    # API server: the same fields (strict decoding, the CEL rule, the int-or-string port's bounds).
+    problems = cli_problems(manifest(services=item("services", readinessProbe=probe)))
+    assert problems and problems[0].startswith(says), problems
+
+
+@pytest.mark.parametrize("probe", [
+    {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 2},
+    {"httpGet": {"port": "http", "scheme": "HTTPS", "httpHeaders": [{"name": "X-Probe", "value": "1"}]}},
+    {"tcpSocket": {"port": 6379}, "initialDelaySeconds": 3, "failureThreshold": 5},
+    {"exec": {"command": ["pg_isready"]}, "timeoutSeconds": 2, "successThreshold": 1},
+    {"grpc": {"port": 9090, "service": "health"}},
+])
+def test_a_readiness_probe_kubernetes_takes_is_taken_and_passed_on_as_written(probe):
+    assert cli_problems(manifest(services=item("services", readinessProbe=probe))) == []
+    service = models.Service.model_validate({"name": "api", "image": "registry.test/api:1", "readinessProbe": probe})
+    assert service.readiness_probe is not None and service.readiness_probe.wire() == probe

@@ -211,8 +211,8 @@ def test_components_are_datastores_then_stubs_then_services() -> None:
 
 
 def test_wire_uses_camel_case() -> None:
-    wire = Service(name="a", image="i", depends_on=["b"], readiness_probe={"httpGet": {"path": "/"}}).wire()
-    assert wire["dependsOn"] == ["b"] and wire["readinessProbe"] == {"httpGet": {"path": "/"}}
+    wire = Service(name="a", image="i", depends_on=["b"], readiness_probe={"httpGet": {"path": "/", "port": 80}}).wire()
+    assert wire["dependsOn"] == ["b"] and wire["readinessProbe"] == {"httpGet": {"path": "/", "port": 80}}
     assert "depends_on" not in wire
 
 

@@ -104,7 +104,7 @@ def _apply_overrides(container: dict[str, Any], svc: Service) -> None:
     if svc.args:
         container["args"] = svc.args
     if svc.readiness_probe:
-        container["readinessProbe"] = svc.readiness_probe
+        container["readinessProbe"] = svc.readiness_probe.wire()
 
 
 def _service(name: str, svc: Service, env: EnvRef, labels: dict[str, str]) -> dict[str, Any]:
