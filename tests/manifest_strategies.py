@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from pydantic import ValidationError
+from testenv import models
 from testenv.models import ANNOTATION_KEY_PATTERN, UNNAMED_PORT_NAME_PATTERN
 
 CRD_PATH = Path(__file__).resolve().parents[1] / "crds" / "testenvironment.yaml"
@@ -94,7 +96,9 @@ def strategy_for(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]
     hypothesis-jsonschema's `from_schema` of the node itself. Free-form parts
     and lists are kept small."""
     if node.get("x-kubernetes-int-or-string"):
-        return st.one_of(st.integers(0, 4096), from_schema({"type": "string", "pattern": node["pattern"]}))
+        text = {"type": "string", "pattern": node["pattern"]} | (
+            {"maxLength": node["maxLength"]} if "maxLength" in node else {})
+        return st.one_of(st.integers(node.get("minimum", 0), min(node.get("maximum", 4096), 4096)), from_schema(text))
     if _free_form(node):
         small_map = st.dictionaries(_KEYS, _SCALARS, max_size=2)
         return small_map if node.get("type") == "object" else st.one_of(_SCALARS, small_map)
@@ -110,7 +114,8 @@ def strategy_for(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]
         return st.dictionaries(_KEYS, values, max_size=2)
     if kind == "array":
         cap = GEN_MAX_ITEMS_TOP if depth <= 1 else GEN_MAX_ITEMS_NESTED
-        return st.lists(strategy_for(node["items"], depth + 1), max_size=min(node.get("maxItems", cap), cap))
+        return st.lists(strategy_for(node["items"], depth + 1), min_size=node.get("minItems", 0),
+                        max_size=max(min(node.get("maxItems", cap), cap), node.get("minItems", 0)))
     return from_schema(_leaf(node))
 
 
@@ -169,6 +174,12 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
         value = site.parent[site.key]
         if site.schema.get("type") == "integer" and isinstance(value, int) and abs(value) >= 2**31:
             site.parent[site.key] = value % 100_000 + site.schema.get("minimum", 0)  # int64 is the schema's too
+    quota = (spec.get("isolation") or {}).get("resourceQuota") or {}
+    if isinstance(quota.get("pods"), str):  # the CEL rule (what a ResourceQuota can hold) the strategy cannot see
+        try:
+            models.ResourceQuota.model_validate({"pods": quota["pods"]})
+        except ValidationError:
+            quota["pods"] = "30"
     seen: set[str] = set()
     for field in COMPONENT_LISTS:
         kept = []
@@ -224,6 +235,12 @@ def repair(spec: dict[str, Any]) -> dict[str, Any]:
     for item in spec.get("services") or []:
         if "image" not in item and "copyFrom" not in item:
             item["image"] = "registry.test/service:1"
+        if isinstance(probe := item.get("readinessProbe"), dict):  # the CEL rule: exactly one handler
+            handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if h in probe]
+            for extra in handlers[1:]:
+                del probe[extra]
+            if not handlers:
+                probe["exec"] = {"command": ["true"]}
     for field in ("services", "seed", "tests"):
         for item in spec.get(field) or []:
             for var in item.get("env") or []:

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from manifest_strategies import MUTATIONS, Case, cases, format_path, sites
+from manifest_strategies import MUTATIONS, Case, cases, format_path, repair, sites
 from pydantic import ValidationError
 from testenv import models
 from testenv.cli.manifest import ManifestError, check, prepare
@@ -102,3 +102,12 @@ def test_a_whole_float_is_judged_as_its_integer(case: Case, data: st.DataObject)
     before = models_accept(case.body)
     site.parent[site.key] = float(site.parent[site.key])
     assert models_accept(case.body) == before, format_path(site.loc)
+
+
+def test_repair_brings_a_pod_count_within_what_a_resourcequota_holds():
+    # fuzz_manifests.py (seed 20261130, 4e4e848): the schema's pattern drew
+    # pods "90885660106Gi", which the CEL rule refuses; the one-fault cycle
+    # mutation built on it was refused for the pods instead, naming no cycle.
+    spec = repair({"isolation": {"resourceQuota": {"pods": "90885660106Gi", "cpu": "2"}}})
+    assert spec["isolation"]["resourceQuota"] == {"pods": "30", "cpu": "2"}
+    models.TestEnvironmentSpec.model_validate(spec)
