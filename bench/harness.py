@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -61,9 +62,17 @@ def log(message: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free now, all different: each socket is held until all are
+    chosen, else the kernel may hand the same one out twice."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def short_id() -> str:
@@ -262,7 +271,7 @@ class Operator:
     _sampling: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        self.health_port, self.metrics_port = free_port(), free_port()
+        self.health_port, self.metrics_port = free_ports(2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESTENV_")}
         env.update(
             KUBECONFIG=str(self.kubeconfig),

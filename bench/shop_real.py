@@ -40,7 +40,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "operator")]
 
 import yaml  # noqa: E402
-from harness import free_port  # noqa: E402
+from harness import free_ports  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from kubernetes.dynamic import DynamicClient  # noqa: E402
 from raw import run_raw  # noqa: E402
@@ -179,7 +179,8 @@ def main() -> None:
         if exc.status != 409:
             raise
     spec = yaml.safe_load(SHOP.read_text())["spec"]
-    env = operator_env(images, free_port(), health := free_port())
+    metrics, health = free_ports(2)
+    env = operator_env(images, metrics, health)
     settings = Settings.model_validate({
         "engine_images": json.loads(env["TESTENV_ENGINE_IMAGES"]), "wiremock_image": env["TESTENV_WIREMOCK_IMAGE"],
         "collector_image": env["TESTENV_COLLECTOR_IMAGE"],

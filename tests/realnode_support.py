@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from operator_support import OperatorProcess, free_port
+from operator_support import OperatorProcess, free_ports
 from testbed_support import BIN, ROOT, Cluster, wait_for
 from testenv.build.common import EnvRef, container_security_context, pod_security_context
 from testenv.build.placement import PodPlacement, Toleration, place
@@ -31,7 +31,7 @@ def host_operator(cluster: Cluster, images: dict[str, str], log_path: Path, **se
     """The operator of this checkout on the host (as `make demo` runs it),
     placing every pod on the real node with the test bed's images; `settings`
     are more TESTENV_* variables. Not started yet."""
-    metrics_port, health_port = free_port(), free_port()
+    metrics_port, health_port = free_ports(2)
     env = {
         **os.environ,
         "KUBECONFIG": cluster.kubeconfig,

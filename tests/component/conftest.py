@@ -13,7 +13,7 @@ from operator_support import (
     COPYABLE_SECRET,
     Environments,
     OperatorProcess,
-    free_port,
+    free_ports,
 )
 from testbed_support import ROOT, Cluster
 
@@ -26,7 +26,7 @@ def operator(cluster: Cluster, crd: None, core: client.CoreV1Api, tmp_path_facto
         if exc.status != 409:
             raise
     env = dict(os.environ)
-    metrics_port, health_port = free_port(), free_port()
+    metrics_port, health_port = free_ports(2)
     env.update(
         KUBECONFIG=cluster.kubeconfig,
         PYTHONPATH=str(ROOT / "operator"),

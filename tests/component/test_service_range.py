@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from operator_support import Environments, OperatorProcess, free_port, kubectl
+from operator_support import Environments, OperatorProcess, free_ports, kubectl
 from testbed_support import CLUSTER_SH, ROOT, Cluster, wait_for
 
 pytestmark = pytest.mark.component
@@ -49,7 +49,7 @@ def api(small_range: Cluster) -> client.ApiClient:
 
 @pytest.fixture(scope="module")
 def range_operator(small_range: Cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
-    metrics_port, health_port = free_port(), free_port()
+    metrics_port, health_port = free_ports(2)
     env = dict(os.environ, KUBECONFIG=small_range.kubeconfig, PYTHONPATH=str(ROOT / "operator"),
                TESTENV_METRICS_PORT=str(metrics_port), TESTENV_HEALTH_PORT=str(health_port),
                TESTENV_HEALTH_HOST="127.0.0.1", TESTENV_DEFAULT_TTL_SECONDS_AFTER_FINISHED="3600")
