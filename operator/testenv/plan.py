@@ -146,6 +146,11 @@ class PlanInput:
     errors: list[SpecError] = field(default_factory=list)
     admission: Admission = Admission()
     new_password: Callable[[], str] = datastore_build.generate_password
+    # The ending cause is this pass's own, not written yet: nothing is
+    # stopped for it until it is (a pod stopped for a cause that was then
+    # lost, with a kill or a failed write, and that went away since, left
+    # the run going on to its deadline: the chaos soak's error-0115).
+    cause_unwritten: bool = False
 
 
 # A condition as the planner wants it: (type, status, reason, message).
@@ -636,7 +641,10 @@ class _Planner:
             if not pods and stopping:  # all that ran at the stop has stopped
                 return words.stopped
             if pods and not self._stop_grace_over():
-                self.plan.stop_pods.extend(p for p, ended in pods if not ended and p not in self.plan.stop_pods)
+                if words is AT_ERROR and self.given.cause_unwritten:
+                    self._wake_at(self.given.now)  # stopped in the pass after the cause is written
+                else:
+                    self.plan.stop_pods.extend(p for p, ended in pods if not ended and p not in self.plan.stop_pods)
                 return words.stopping
             if pods and stopping:
                 return words.not_handed_over
@@ -644,21 +652,11 @@ class _Planner:
             return words.stopped
         return None
 
-    def _stopped_unsaid(self, status: TestEnvironmentStatus) -> bool:
-        """A seed or suite of the run was stopped by a pass whose status was
-        never written (held back by pacing, or lost with a killed operator):
-        it looks finished, but the stop, not the run, ended it."""
-        timeouts = {s.name: s.timeout_seconds for s in self.spec.seed} | {
-            t.name: t.timeout_seconds for t in self.spec.tests}
-        return self.collector is not None and any(
-            (seen := self._job(name, status.run)) is not None and self._stopped_by_us(seen, timeout, self.given.now)
-            for name, timeout in timeouts.items())
-
-    def _stopped_by_us(self, seen: JobObservation, timeout: int | None, moment: datetime | None = None) -> bool:
+    def _stopped_by_us(self, seen: JobObservation, timeout: int | None) -> bool:
         """A pod of the Job was stopped by the run's stop: it ran at that
         moment and was stopped at a deadline, before its own timeoutSeconds
         (if any) would have stopped it."""
-        if moment is None and (moment := self._stop_moment()) is None:
+        if (moment := self._stop_moment()) is None:
             return False
         for pod in self._pods_started_by(seen, moment):
             started = _parse(pod["status"]["startTime"])
@@ -830,10 +828,8 @@ class _Planner:
         if status.ending_cause is None:
             deadline_at = self._deadline_at(status)
             past_deadline = deadline_at is not None and self.given.now >= deadline_at
-            if not final_causes or past_deadline:
+            if not final_causes or past_deadline or status.phase in FINISHED_PHASES:
                 return None  # past the deadline, the run is being timed out already
-            if status.phase in FINISHED_PHASES and not self._stopped_unsaid(status):
-                return None
             where, found = final_causes[0]
             status.ending_cause = EndingCause(
                 since=_ts(self.given.now), reason=str(found.reason), message=f"{where}: {found.message}")
@@ -1072,9 +1068,10 @@ def plan(given: PlanInput) -> Plan:
     found, previous = planned.status.ending_cause, given.previous
     if found is not None and previous.ending_cause is None and previous.observed_generation == given.generation:
         # What runs is stopped from the moment the cause was found: planned
-        # again as if it had been known all along, each seed and suite is
-        # stopped, or counted as stopped, in this very pass.
-        return _Planner(replace(given, previous=previous.model_copy(update={"ending_cause": found}))).run()
+        # again as if it had been known all along, each seed and suite says
+        # so in this very pass, and is stopped once the cause is written.
+        return _Planner(replace(given, previous=previous.model_copy(update={"ending_cause": found}),
+                                cause_unwritten=True)).run()
     return planned
 
 

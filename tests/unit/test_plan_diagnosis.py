@@ -217,12 +217,15 @@ def test_a_final_cause_while_a_suite_runs_stops_it_before_the_run_ends_in_error(
     assert status.ending_cause is not None
     assert (status.ending_cause.since, status.ending_cause.reason) == (ts(later(100)), "CrashLoopBackOff")
     assert status.ending_cause.message == f"datastore cache: {CRASH.message}"
-    assert stopping.stop_pods == ["a-r1-x"] and stopping.apply == [] and stopping.delete == []
-    assert suite_status(stopping, "a").message == AT_ERROR.stopping
+    # Nothing is stopped until the cause is written: planned at once again.
+    assert stopping.stop_pods == [] and stopping.apply == [] and stopping.delete == []
+    assert suite_status(stopping, "a").message == AT_ERROR.stopping and stopping.wake_after == 0
     assert status.message == f"datastore cache: {CRASH.message}; stopping a to keep what they wrote so far"
     tests = condition(stopping, "TestsPassed")
     assert (tests.status, tests.reason) == (ConditionStatus.FALSE, "CrashLoopBackOff")
-    assert stopping.wake_after == STOP_GRACE_SECONDS
+    written = run_plan(spec, previous=status, observed=observed, now=later(101))
+    assert written.stop_pods == ["a-r1-x"] and written.wake_after == STOP_GRACE_SECONDS - 1
+    assert written.status.ending_cause == status.ending_cause and written.events == []
 
     stopped = replace(observed, pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),))
     reading = run_plan(spec, previous=status, observed=stopped, now=later(110))
@@ -253,15 +256,30 @@ def test_the_ending_cause_holds_when_its_pod_goes_during_the_stop() -> None:
     assert ended.status.message == f"datastore cache: {CRASH.message}"
 
 
-def test_a_stop_whose_status_was_never_written_is_known_from_the_pods() -> None:
-    """The pass that stopped the pod may have its status held back (pacing)
-    or lost with a killed operator: the next pass finds the cause again, later,
-    and the pod it stopped counts as stopped, not as a failed suite."""
+def test_a_cause_lost_before_it_was_written_stopped_nothing() -> None:
+    """The chaos soak's error-0115 ended TimedOut: a pod was stopped, the
+    status naming the cause was lost (a kill, a failed write), and the cause
+    went (the quota freed), so the run went on to its deadline. A cause is
+    acted on only once written; lost, it is found again, nothing stopped."""
     spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    lost = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    assert lost.stop_pods == []
+    again = run_plan(spec, previous=p.status, observed=observed, now=later(104))
+    assert again.stop_pods == [] and again.status.ending_cause is not None
+
+
+def test_a_stop_whose_suites_status_was_never_written_is_known_from_the_pods() -> None:
+    """The pass that stopped the pod may have its status lost with a killed
+    operator: the next pass, from the written cause, counts the pod it
+    stopped as stopped, not as a failed suite."""
+    spec, p, observed = crashing_while_testing(suite_pod("a-r1-x", "a-r1", started=30))
+    found = run_plan(spec, previous=p.status, observed=observed, now=later(100))
+    before_stop = found.status.model_copy(deep=True)
+    before_stop.tests[0].message = "running"
     failed = replace(with_jobs(observed, job_seen("a", JobPhase.FAILED, reason="BackoffLimitExceeded")),
                      pods=(suite_pod("a-r1-x", "a-r1", "Failed", started=30, reason="DeadlineExceeded"),),
                      results={"a-r1": result(passed=3)})
-    ended = run_plan(spec, previous=p.status, observed=failed, now=later(108))
+    ended = run_plan(spec, previous=before_stop, observed=failed, now=later(108))
     assert suite_status(ended, "a").message == AT_ERROR.stopped and suite_status(ended, "a").passed == 3
     assert ended.status.phase == Phase.ERROR
 
@@ -290,7 +308,8 @@ def test_a_seed_running_when_the_run_ends_in_error_is_stopped_and_kept_first() -
     seeding = Observed(workloads=ready_workloads(first), jobs=jobs(job_seen("load", JobPhase.RUNNING, kind="seed")))
     p = run_plan(spec, previous=first.status, observed=seeding, now=later(10))
     crashing = crashed(seeding, suite_pod("load-r1-x", "load-r1", started=20))
-    stopping = run_plan(spec, previous=p.status, observed=crashing, now=later(60))
+    found = run_plan(spec, previous=p.status, observed=crashing, now=later(60))
+    stopping = run_plan(spec, previous=found.status, observed=crashing, now=later(61))
     assert stopping.stop_pods == ["load-r1-x"] and seed_status(stopping, "load").message == AT_ERROR.stopping
     assert stopping.status.phase == Phase.SEEDING
     failed = replace(crashing, jobs=jobs(job_seen("load", JobPhase.FAILED, kind="seed", reason="BackoffLimitExceeded")),
