@@ -834,16 +834,24 @@ class _Planner:
             status.ending_cause = EndingCause(
                 since=_ts(self.given.now), reason=str(found.reason), message=f"{where}: {found.message}")
         cause = status.ending_cause
-        jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
-        if stopping := [j.name for j in jobs if j.message == AT_ERROR.stopping]:
-            status.message = f"{cause.message}; stopping {', '.join(stopping)} to keep what they wrote so far"
-            if (stop := self._stop_at()) is not None:
-                self._wake_at(stop[0] + timedelta(seconds=STOP_GRACE_SECONDS))
-            self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
+        if self._waits_for_stopping(status, AT_ERROR, f"{cause.message};"):
             return cause.reason
         status.phase, status.message = Phase.ERROR, cause.message
         self._stop_run()
         return cause.reason
+
+    def _waits_for_stopping(self, status: TestEnvironmentStatus, words: StopWords, why: str) -> bool:
+        """While seeds or suites are being stopped, the run waits for them:
+        the status says which and `why`, nothing more starts, and the
+        planner wakes when the grace is over. False when none is."""
+        jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
+        stopping = [j.name for j in jobs if j.message == words.stopping]
+        if not stopping or (stop := self._stop_at()) is None:
+            return False
+        status.message = f"{why} stopping {', '.join(stopping)} to keep what they wrote so far"
+        self._wake_at(stop[0] + timedelta(seconds=STOP_GRACE_SECONDS))
+        self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
+        return True
 
     def _end_at_deadline(self, status: TestEnvironmentStatus) -> None:
         deadline, deadline_at = self.spec.lifecycle.active_deadline_seconds, self._deadline_at(status)
@@ -853,11 +861,7 @@ class _Planner:
         jobs: list[SeedStatus | SuiteStatus] = [*status.seeds, *status.tests]
         if status.phase in FINISHED_PHASES and not any(j.message in (STOPPED, SEED_STOPPED) for j in jobs):
             return
-        if stopping := [j.name for j in jobs if j.message == STOPPING]:
-            status.message = (f"activeDeadlineSeconds ({deadline}s) reached: stopping {', '.join(stopping)} "
-                              "to keep what they wrote so far")
-            self._wake_at(deadline_at + timedelta(seconds=STOP_GRACE_SECONDS))
-            self.plan.apply = []  # nothing more starts; the running Jobs go once their pods have stopped
+        if self._waits_for_stopping(status, AT_DEADLINE, f"activeDeadlineSeconds ({deadline}s) reached:"):
             return
         if not self.spec.tests and status.ready_at is not None:
             # A preview's deadline is its planned end, not a failure.
