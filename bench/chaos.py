@@ -2,7 +2,9 @@
 suites, fail-fast, previews, deadlines, TTLs, deletes while provisioning)
 live their whole lives, --envs of them at once, while the operator is
 SIGKILLed at random moments and restarted, the whole control plane (etcd,
-API server, controllers) is restarted, and a real fault-injecting proxy
+API server, controllers) is restarted, etcd alone is killed and started
+again while the API server runs on (which then answers 5xx), and a real
+fault-injecting proxy
 (toxiproxy, bench/faults.py) sits between the operator and the API server:
 latency, a bandwidth limit, connections reset mid-response, a 30-second
 partition; and the API server's own priority-and-fairness limits answer the
@@ -18,7 +20,8 @@ backwards; one Event per phase; no generated credential in any log, status
 or Event; the operator's RSS back to a fresh one's baseline once nothing is
 left, and its live Python heap too (heapprobe.py: RSS keeps the allocators'
 high-water, the live heap is what a leak grows). Also: kills survived,
-unexpected exits, restarts, fault minutes.
+unexpected exits, restarts, etcd outages, fault minutes, and the operator's
+requests the API server answered 429 or 5xx (audit log).
 
 The schedule (which shape, when to kill, when to restart, which fault when)
 comes from --seed; the cluster's own timing does not, so two runs with one
@@ -80,6 +83,7 @@ from soak_invariants import (
     memory_not_back,
     new_kopf_memories,
     phases_backwards,
+    pods_past_quota,
     secrets_leaked,
     wrong_endings,
 )
@@ -164,6 +168,8 @@ class Tally:
     survived: int = 0  # kills after which a new operator came back live
     unexpected_exits: list[str] = field(default_factory=list)
     restarts: int = 0
+    etcd_outages: int = 0
+    etcd_down_seconds: float = 0.0
     fault_seconds: float = 0.0
     faults: list[str] = field(default_factory=list)
     applied: int = 0
@@ -183,6 +189,10 @@ class Soak:
         self.credentials: set[str] = set()
         self.secrets = Watcher(client.CoreV1Api(sess.api).list_secret_for_all_namespaces,
                                label_selector=MANAGED, on_event=self._on_secret)
+        # Namespaces whose ResourceQuota was seen with more pods than it allows.
+        self.quota_overrun: set[str] = set()
+        self.quotas = Watcher(client.CoreV1Api(sess.api).list_resource_quota_for_all_namespaces,
+                              label_selector=MANAGED, on_event=self._on_quota)
         self.retry_apply: list[tuple[str, dict[str, Any]]] = []
         self.incarnation = 0
 
@@ -192,6 +202,10 @@ class Soak:
         for key, value in (obj.get("data") or {}).items():
             if "password" in key.lower() or key == "url":
                 self.credentials.add(base64.b64decode(value).decode(errors="replace"))
+
+    def _on_quota(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        if pods_past_quota(obj):
+            self.quota_overrun.add(obj["metadata"]["namespace"])
 
     def ended(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -326,6 +340,25 @@ def restart_control_plane(bed: Any) -> None:
     done.check_returncode()
 
 
+def etcd_outage(bed: Any, seconds: float) -> float:
+    """etcd killed, `seconds` without it while the API server and the
+    operator run on (the API server times out what needs storage: 504), then
+    started again. Returns how long the API server was without etcd, until
+    it was ready again."""
+    log(f"etcd down for {seconds:.0f} s; the API server runs on without it")
+    began = time.monotonic()
+    cluster_sh = ["bash", str(ROOT / "hack/testbed/cluster.sh")]
+    subprocess.run([*cluster_sh, "etcd-stop"], env=bed.env, capture_output=True, text=True).check_returncode()
+    threading.Event().wait(seconds)  # the outage's length, the fault itself
+    done = subprocess.run([*cluster_sh, "etcd-start"], env=bed.env, capture_output=True, text=True)
+    down = time.monotonic() - began
+    log(f"etcd back; the API server ready again after {down:.0f} s in all")
+    if done.returncode:
+        log(f"etcd-start exit {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    done.check_returncode()
+    return down
+
+
 def _interrupted(*_: Any) -> None:
     """SIGTERM unwinds like Ctrl-C, so every `finally` (test bed, proxy) runs."""
     raise KeyboardInterrupt
@@ -337,6 +370,10 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=100, help="SIGKILLs in all, the acting replica's included")
     p.add_argument("--acting-kills", type=int, default=5, help="of them, kills of the acting one of two replicas")
     p.add_argument("--restarts", type=int, default=5, help="control-plane restarts (etcd, API server, controllers)")
+    p.add_argument("--etcd-outages", type=int, default=2,
+                   help="times etcd alone is killed while the API server runs on, then started again")
+    p.add_argument("--etcd-outage-seconds", type=float, default=45,
+                   help="how long each outage lasts: past the API server's storage timeout, so it answers 504")
     p.add_argument("--envs", type=int, default=30, help="environments alive at once")
     p.add_argument("--kill-after", default="0.5,8", help="seconds after an operator is live before its kill: min,max")
     p.add_argument("--fault-scale", type=float, default=1.0, help="multiply every fault's length (a quick look: 0.2)")
@@ -372,6 +409,7 @@ def main() -> None:
         budget = standalone * (lo + hi) / 2 + standalone * 3  # rough length of phase 1, in seconds
         fault_at = sorted(soak.rng.uniform(0.05, 0.85) * budget for _ in faults)
         restart_at = sorted(soak.rng.uniform(0.05, 0.95) * budget for _ in range(args.restarts))
+        outage_at = sorted(soak.rng.uniform(0.05, 0.95) * budget for _ in range(args.etcd_outages))
         active: tuple[Fault, float] | None = None
         t0 = time.monotonic()
         next_kill = t0 + soak.rng.uniform(lo, hi)
@@ -395,6 +433,10 @@ def main() -> None:
                 restart_at.pop(0)
                 restart_control_plane(sess.bed)
                 soak.tally.restarts += 1
+            if outage_at and now - t0 >= outage_at[0]:
+                outage_at.pop(0)
+                soak.tally.etcd_down_seconds += etcd_outage(sess.bed, args.etcd_outage_seconds)
+                soak.tally.etcd_outages += 1
             if now >= next_kill:
                 soak.kill(op)
                 op = soak.start_operator(proxied)
@@ -417,6 +459,10 @@ def main() -> None:
             restart_at.pop(0)
             restart_control_plane(sess.bed)
             soak.tally.restarts += 1
+        while outage_at:
+            outage_at.pop(0)
+            soak.tally.etcd_down_seconds += etcd_outage(sess.bed, args.etcd_outage_seconds)
+            soak.tally.etcd_outages += 1
         op.stop()  # SIGTERM: every SIGKILL is counted above
 
         # -- phase 2: two peered replicas; the acting one is killed ----------------------
@@ -502,6 +548,13 @@ def main() -> None:
         late_previews = [n for n in expected if n.startswith("preview-") and not any(
             s.get("readyAt") for s in soak.envs.status_history.get(n, []))]
         expected.update({n: "TimedOut" for n in late_previews})
+        # An `error` run counts on its quota to refuse the second suite's
+        # pod. Where the API server admitted it all the same (the quota seen
+        # counting 2 pods of 1: pods_past_quota), both suites hang and the
+        # spec implies its deadline.
+        unenforced = [n for n in expected if n.startswith("error-") and any(
+            s.get("namespace") in soak.quota_overrun for s in soak.envs.status_history.get(n, []))]
+        expected.update({n: "TimedOut" for n in unenforced})
         unseen_ready = [n for n in expected if n.startswith("preview-") and n not in late_previews
                         and "Ready" not in soak.envs.phase_history.get(n, [])]
         endings = soak.ended()
@@ -527,13 +580,21 @@ def main() -> None:
             Figure("of them followed by a new operator live", "kills", [float(t.survived)]),
             Figure("of them, the acting one of two peered replicas", "kills", [float(t.acting_kills)]),
             Figure("control-plane restarts (etcd + API server)", "restarts", [float(t.restarts)]),
+            Figure("etcd outages, the API server running on without it", "outages", [float(t.etcd_outages)]),
+            Figure("API server without etcd, until ready again", "min", [t.etcd_down_seconds / 60]),
             Figure("fault minutes (proxy and API priority limits)", "min", [t.fault_seconds / 60]),
+            Figure("operator requests the API server answered 429", "requests",
+                   [float(sum(r.code == 429 for r in requests))]),
+            Figure("operator requests the API server answered 5xx", "requests",
+                   [float(sum(500 <= r.code < 600 for r in requests))]),
             Figure("environments run", "envs", [float(t.applied)]),
             Figure("of them deleted while provisioning", "envs", [float(t.deleted_on_purpose)]),
             Figure("deletes sent only once the run had ended (expected to end there)", "envs",
                    [float(t.deleted_late)]),
             Figure("previews never ready before their deadline", "envs", [float(len(late_previews))]),
             Figure("previews ready only in the pass that ended them", "envs", [float(len(unseen_ready))]),
+            Figure("`error` runs whose pod quota the API server did not enforce (expected TimedOut)", "envs",
+                   [float(len(unenforced))]),
             Figure("credentials watched for", "values", [float(len(soak.credentials))]),
             Figure("Events about the environments, checked for duplicate phases", "events",
                    [float(len(phase_events))]),
@@ -562,8 +623,10 @@ def main() -> None:
         report("Chaos soak", figures, notes, args, extra={
             "violations": {k: [str(v) for v in found] for k, found in checks.items()},
             "endings": endings, "late_previews": late_previews, "unseen_ready": unseen_ready,
+            "quota_not_enforced": unenforced,
             "histories": {n: soak.envs.phase_history.get(n, []) for n in sorted(subjects)}})
         soak.secrets.stop()
+        soak.quotas.stop()
         soak.envs.stop()
         if any(checks.values()):
             raise SystemExit(1)

@@ -12,6 +12,9 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
 
 FINISHED = frozenset({"Succeeded", "Failed", "TimedOut", "Error"})
 # How far along a run each phase is. Ready (a preview's) and Testing never
@@ -149,3 +152,16 @@ def new_kopf_memories(fresh: Mapping[str, object], after: Mapping[str, object]) 
 
 def leaked_namespaces(namespaces: Iterable[str]) -> list[Violation]:
     return [Violation("namespace leaked", ns, "still there after collection") for ns in sorted(namespaces)]
+
+
+def pods_past_quota(quota: Mapping[str, Any]) -> bool:
+    """Whether a ResourceQuota counts more pods in use than it allows: the
+    API server admitted pods it did not yet know the quota of. Its quota
+    admission reads quotas from an informer, and a lookup that found none
+    is believed for 30 s, so pods created within moments of their quota
+    may pass while the API server's informers lag (after etcd came back,
+    say). Then a spec that counts on the quota to refuse a pod cannot end
+    as it implies; the soak counts such runs apart."""
+    status = quota.get("status") or {}
+    hard, used = (status.get("hard") or {}).get("pods"), (status.get("used") or {}).get("pods")
+    return hard is not None and used is not None and parse_quantity(used) > parse_quantity(hard)

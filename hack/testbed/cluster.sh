@@ -9,6 +9,8 @@
 #   cluster.sh up      build if needed, start, write .cluster/kubeconfig
 #   cluster.sh down    stop and delete everything it started
 #   cluster.sh restart stop and start the whole control plane, keeping its data
+#   cluster.sh etcd-stop   kill etcd alone: the API server runs on without it
+#   cluster.sh etcd-start  start it again (with what died without it)
 #   cluster.sh env     print `export PATH=...; export KUBECONFIG=...`
 # Environment (all optional):
 #   TESTBED_STATE         where kubeconfig and kwokctl's data live (default .cluster/)
@@ -152,19 +154,21 @@ down() {
   echo "testbed: stopped"
 }
 
-# The ports of the control plane's servers, from kwokctl's saved configuration.
+# The ports of the control plane's servers (or of those whose port option
+# matches $1, a sed pattern), from kwokctl's saved configuration.
 control_plane_ports() {
-  sed -n 's/^ *\(etcdPort\|etcdPeerPort\|kubeApiserverPort\|kubeControllerManagerPort\|kubeSchedulerPort\|kwokControllerPort\): *\([0-9][0-9]*\)$/\2/p' \
-    "$KWOK_WORKDIR/clusters/$name/kwok.yaml"
+  local which="${1:-etcdPort\|etcdPeerPort\|kubeApiserverPort\|kubeControllerManagerPort\|kubeSchedulerPort\|kwokControllerPort}"
+  sed -n "s/^ *\($which\): *\([0-9][0-9]*\)\$/\2/p" "$KWOK_WORKDIR/clusters/$name/kwok.yaml"
 }
 
 # Until a new server could listen on each of the ports (as Go does: with
 # SO_REUSEADDR, so the killed server's lingering connections do not count,
-# only a listener that is still there), for at most $1 seconds.
+# only a listener that is still there), for at most $1 seconds; $2 as for
+# control_plane_ports.
 wait_ports_free() {
   local deadline=$(( $(date +%s) + $1 ))
   # shellcheck disable=SC2046 # one argument per port
-  until python3 - $(control_plane_ports) <<'PY'
+  until python3 - $(control_plane_ports "${2:-}") <<'PY'
 import socket, sys
 for port in sys.argv[1:]:
     with socket.socket() as s:
@@ -201,10 +205,34 @@ restart() {
   return 1
 }
 
+# etcd killed as a crashed member is, while the API server runs on: it then
+# answers what it answers without its storage (reads and writes time out with
+# 504 after its storage timeout, /readyz 500), which the chaos soak is after.
+etcd_stop() {
+  kill -KILL "$(cat "$KWOK_WORKDIR/clusters/$name/pids/etcd.pid")"
+  wait_ports_free 30 'etcdPort\|etcdPeerPort'
+}
+
+# kwokctl starts each component that is not running: etcd, and the controller
+# manager and scheduler, which exit when they cannot renew their leases. The
+# API server's etcd clients reconnect on their own back-off, so it may take
+# a while after etcd is up before it is ready again.
+etcd_start() {
+  kwokctl start cluster --name "$name" >&2
+  local deadline=$(( $(date +%s) + 180 ))
+  until kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; do
+    if (( $(date +%s) >= deadline )); then
+      echo "testbed: the API server is not ready 180 s after etcd started; see $KWOK_WORKDIR/clusters/$name/logs" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
+
 # One start or stop at a time per test bed: two `up`s at once (a user and a
 # test session, say) would each see no cluster and both create it. flock -o
 # holds the lock in flock itself, so the daemons `up` starts never inherit it.
-if [[ -z "${TESTBED_LOCK_HELD:-}" && "${1:-}" =~ ^(up|down|restart)$ ]]; then
+if [[ -z "${TESTBED_LOCK_HELD:-}" && "${1:-}" =~ ^(up|down|restart|etcd-stop|etcd-start)$ ]]; then
   lock_dir="${TESTBED_CACHE:-$root/.cache/testbed}"
   mkdir -p "$lock_dir"
   TESTBED_LOCK_HELD=1 exec flock -o "$lock_dir/.cluster-$name.lock" bash "$0" "$@"
@@ -212,8 +240,10 @@ fi
 case "${1:-}" in
   up) up ;;
   restart) restart ;;
+  etcd-stop) etcd_stop ;;
+  etcd-start) etcd_start ;;
   down) down ;;
   images) cat "$state/images.env" ;;
   env) echo "export PATH=\"$bin:\$PATH\"; export KUBECONFIG=\"$kubeconfig\"" ;;
-  *) echo "usage: $0 up|down|restart|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|etcd-stop|etcd-start|env" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ from soak_invariants import (
     memory_not_back,
     new_kopf_memories,
     phases_backwards,
+    pods_past_quota,
     secrets_leaked,
     wrong_endings,
 )
@@ -102,3 +103,14 @@ def test_kopf_memories_left_are_those_of_objects_not_remembered_when_fresh() -> 
 def test_every_namespace_left_is_a_leak() -> None:
     assert leaked_namespaces([]) == []
     assert [v.subject for v in leaked_namespaces(["te-b", "te-a"])] == ["te-a", "te-b"]
+
+
+def test_a_quota_is_overrun_only_when_it_counts_more_pods_in_use_than_it_allows() -> None:
+    def quota(hard: str | None, used: str | None) -> dict[str, object]:
+        return {"status": {"hard": {"pods": hard} if hard else {}, "used": {"pods": used} if used else {}}}
+
+    assert pods_past_quota(quota("1", "2"))
+    assert not pods_past_quota(quota("1", "1"))
+    assert not pods_past_quota(quota("2k", "1999"))
+    assert not pods_past_quota(quota("1", None))  # not yet counted by the quota controller
+    assert not pods_past_quota({"spec": {"hard": {"pods": "1"}}})
