@@ -195,6 +195,9 @@ class Soak:
                               label_selector=MANAGED, on_event=self._on_quota)
         self.retry_apply: list[tuple[str, dict[str, Any]]] = []
         self.incarnation = 0
+        # A run that ended otherwise than its shape says: its namespace as it
+        # was then (it is collected seconds later), for finding out why.
+        self.snapshots: dict[str, Path] = {}
 
     # -- what the soak watches --------------------------------------------------------
 
@@ -217,6 +220,23 @@ class Soak:
             # delete_all of the soak deletes every environment.
             out[name] = next((p for p in history if p in FINISHED), GONE if name in gone else None)
         return out
+
+    def snapshot_surprises(self) -> None:
+        """The namespace of each run that just ended otherwise than expected,
+        written next to the operators' logs before its collection."""
+        for name, ended in self.ended().items():
+            if ended is None or ended == self.expected[name] or name in self.snapshots:
+                continue
+            statuses = self.envs.status_history.get(name) or [{}]
+            namespace = statuses[-1].get("namespace") or ""
+            path = self.sess.workdir / f"surprise-{name}.yaml"
+            self.snapshots[name] = path
+            if not namespace:
+                continue
+            done = self.sess.bed.kubectl("get", "all,events,resourcequota,limitrange,networkpolicy", "-n", namespace,
+                                         "-o", "yaml", "--request-timeout=10s", check=False)
+            path.write_text(f"# {name}: expected {self.expected[name]}, ended {ended}\n{done.stdout}{done.stderr}")
+            log(f"{name} ended {ended}, not {self.expected[name]}: its namespace is in {path}")
 
     def idle(self, seconds: float, target: int) -> None:
         """Wait, while deletes due are sent and the population kept."""
@@ -246,6 +266,7 @@ class Soak:
             self.retry_apply.append((name, spec))
 
     def keep_population(self, target: int) -> None:
+        self.snapshot_surprises()
         for name, spec in list(self.retry_apply):
             try:
                 self.envs.apply(name, spec)
@@ -624,7 +645,10 @@ def main() -> None:
             "violations": {k: [str(v) for v in found] for k, found in checks.items()},
             "endings": endings, "late_previews": late_previews, "unseen_ready": unseen_ready,
             "quota_not_enforced": unenforced,
-            "histories": {n: soak.envs.phase_history.get(n, []) for n in sorted(subjects)}})
+            "histories": {n: soak.envs.phase_history.get(n, []) for n in sorted(subjects)},
+            # The last statuses of each run judged wrong: what the operator said it waited for.
+            "statuses": {n: soak.envs.status_history.get(n, [])[-4:] for n in sorted(subjects)},
+            "snapshots": {n: str(p) for n, p in soak.snapshots.items()}})
         soak.secrets.stop()
         soak.quotas.stop()
         soak.envs.stop()
