@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -632,7 +633,10 @@ def main() -> None:
             Figure("tracebacks in the operators' logs", "tracebacks", [float(tracebacks)]),
             *[Figure(f"violations: {name}", "", [float(len(v))]) for name, v in checks.items()],
         ]
+        answered = Counter(r.code for r in requests if r.code == 429 or r.code >= 500)
         notes = [f"seed {args.seed}; faults in order: {'; '.join(t.faults)}",
+                 "operator requests answered 429 or 5xx, by code: "
+                 + (", ".join(f"{code} {n}" for code, n in sorted(answered.items())) or "none"),
                  "KWOK plays every pod: suites' results are simulated; the operator, etcd and the API server are real."]
         if remembered:
             notes.append("kopf memories after the soak, new since fresh: " + ", ".join(
