@@ -236,7 +236,10 @@ class Soak:
                 continue
             done = self.sess.bed.kubectl("get", "all,events,resourcequota,limitrange,networkpolicy", "-n", namespace,
                                          "-o", "yaml", "--request-timeout=10s", check=False)
-            path.write_text(f"# {name}: expected {self.expected[name]}, ended {ended}\n{done.stdout}{done.stderr}")
+            # The nodes too: a node marked unreachable after an outage holds pods back.
+            nodes = self.sess.bed.kubectl("get", "nodes", "-o", "yaml", "--request-timeout=10s", check=False)
+            path.write_text(f"# {name}: expected {self.expected[name]}, ended {ended}\n{done.stdout}{done.stderr}"
+                            f"---\n{nodes.stdout}{nodes.stderr}")
             log(f"{name} ended {ended}, not {self.expected[name]}: its namespace is in {path}")
 
     def idle(self, seconds: float, target: int) -> None:
