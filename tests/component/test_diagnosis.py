@@ -88,8 +88,12 @@ def test_a_quota_that_frees_up_is_reported_while_it_lasts_and_then_cleared(envir
     assert status["phase"] == "Succeeded", status
     assert all(not s.get("reason") for s in status["seeds"]), status["seeds"]
     assert {s["name"]: s["phase"] for s in status["seeds"]} == {"first": "Succeeded", "second": "Succeeded"}
-    held_events = warning_events(core, environments.namespace, "queue", "QuotaExceeded")
-    assert len(held_events) == 1 and f"seed {waiting}:" in held_events[0].message, [e.message for e in held_events]
+    assert all(not t.get("reason") for t in status["tests"]), status["tests"]
+    # One Event per held seed or suite, however often its Job retried. The
+    # suite may be held too: the quota counts a finished seed's pod until the
+    # quota controller sees it finish, and the suite's Job may come first.
+    held = [e.message.split(":", 1)[0] for e in warning_events(core, environments.namespace, "queue", "QuotaExceeded")]
+    assert held.count(f"seed {waiting}") == 1 and len(held) == len(set(held)), held
 
 
 def test_a_preview_ends_normally_at_its_deadline(environments):
