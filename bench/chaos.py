@@ -222,10 +222,10 @@ class Soak:
             out[name] = next((p for p in history if p in FINISHED), GONE if name in gone else None)
         return out
 
-    def snapshot_surprises(self) -> None:
+    def snapshot_surprises(self, endings: dict[str, str | None]) -> None:
         """The namespace of each run that just ended otherwise than expected,
         written next to the operators' logs before its collection."""
-        for name, ended in self.ended().items():
+        for name, ended in endings.items():
             if ended is None or ended == self.expected[name] or name in self.snapshots:
                 continue
             statuses = self.envs.status_history.get(name) or [{}]
@@ -270,14 +270,15 @@ class Soak:
             self.retry_apply.append((name, spec))
 
     def keep_population(self, target: int) -> None:
-        self.snapshot_surprises()
+        endings = self.ended()
+        self.snapshot_surprises(endings)
         for name, spec in list(self.retry_apply):
             try:
                 self.envs.apply(name, spec)
                 self.retry_apply.remove((name, spec))
             except DOWN:
                 break
-        for _ in range(max(0, target - len(self.live()))):
+        for _ in range(max(0, target - sum(ended is None for ended in endings.values()))):
             self.apply_one()
         now = time.monotonic()
         for name, when in list(self.delete_at.items()):
@@ -324,6 +325,14 @@ class Soak:
 
     # -- faults -------------------------------------------------------------------------
 
+    def restart_control_plane(self) -> None:
+        restart_control_plane(self.sess.bed)
+        self.tally.restarts += 1
+
+    def etcd_outage(self, seconds: float) -> None:
+        self.tally.etcd_down_seconds += etcd_outage(self.sess.bed, seconds)
+        self.tally.etcd_outages += 1
+
     def faults(self, proxy: Proxy) -> list[Fault]:
         throttle = throttle_objects(OPERATOR_USER)
         bed = self.sess.bed
@@ -351,14 +360,19 @@ class Soak:
         ]
 
 
+def cluster_sh(bed: Any, command: str) -> subprocess.CompletedProcess:
+    """hack/testbed/cluster.sh `command` on the bench's test bed, its output kept."""
+    return subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), command], env=bed.env,
+                          capture_output=True, text=True)
+
+
 def restart_control_plane(bed: Any) -> None:
     """etcd, the API server and the controllers stopped and started again;
     what kwokctl said, when it took long or failed (a soak that stops on it
     must say why)."""
     log("restarting the control plane (etcd, API server, controllers)")
     began = time.monotonic()
-    done = subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), "restart"], env=bed.env,
-                          capture_output=True, text=True)
+    done = cluster_sh(bed, "restart")
     took = time.monotonic() - began
     if done.returncode or took > 60:
         log(f"control-plane restart took {took:.0f} s, exit {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -372,10 +386,9 @@ def etcd_outage(bed: Any, seconds: float) -> float:
     it was ready again."""
     log(f"etcd down for {seconds:.0f} s; the API server runs on without it")
     began = time.monotonic()
-    cluster_sh = ["bash", str(ROOT / "hack/testbed/cluster.sh")]
-    subprocess.run([*cluster_sh, "etcd-stop"], env=bed.env, capture_output=True, text=True).check_returncode()
+    cluster_sh(bed, "etcd-stop").check_returncode()
     threading.Event().wait(seconds)  # the outage's length, the fault itself
-    done = subprocess.run([*cluster_sh, "etcd-start"], env=bed.env, capture_output=True, text=True)
+    done = cluster_sh(bed, "etcd-start")
     down = time.monotonic() - began
     log(f"etcd back; the API server ready again after {down:.0f} s in all")
     if done.returncode:
@@ -456,12 +469,10 @@ def main() -> None:
                 active = (fault, now + fault.seconds)
             if restart_at and now - t0 >= restart_at[0]:
                 restart_at.pop(0)
-                restart_control_plane(sess.bed)
-                soak.tally.restarts += 1
+                soak.restart_control_plane()
             if outage_at and now - t0 >= outage_at[0]:
                 outage_at.pop(0)
-                soak.tally.etcd_down_seconds += etcd_outage(sess.bed, args.etcd_outage_seconds)
-                soak.tally.etcd_outages += 1
+                soak.etcd_outage(args.etcd_outage_seconds)
             if now >= next_kill:
                 soak.kill(op)
                 op = soak.start_operator(proxied)
@@ -482,12 +493,10 @@ def main() -> None:
             soak.tally.faults.append(fault.name)
         while restart_at:
             restart_at.pop(0)
-            restart_control_plane(sess.bed)
-            soak.tally.restarts += 1
+            soak.restart_control_plane()
         while outage_at:
             outage_at.pop(0)
-            soak.tally.etcd_down_seconds += etcd_outage(sess.bed, args.etcd_outage_seconds)
-            soak.tally.etcd_outages += 1
+            soak.etcd_outage(args.etcd_outage_seconds)
         op.stop()  # SIGTERM: every SIGKILL is counted above
 
         # -- phase 2: two peered replicas; the acting one is killed ----------------------
@@ -597,6 +606,7 @@ def main() -> None:
             "operator exits that were not kills": [Violation("unexpected exit", x, "") for x in
                                                    soak.tally.unexpected_exits],
         }
+        answered = Counter(r.code for r in requests if r.code == 429 or 500 <= r.code < 600)
         reconcile_errors = sum(t.count("reconcile failed") for _, t in texts if _.startswith("log "))
         tracebacks = sum(t.count("Traceback (most recent call last)") for _, t in texts if _.startswith("log "))
         t = soak.tally
@@ -608,10 +618,9 @@ def main() -> None:
             Figure("etcd outages, the API server running on without it", "outages", [float(t.etcd_outages)]),
             Figure("API server without etcd, until ready again", "min", [t.etcd_down_seconds / 60]),
             Figure("fault minutes (proxy and API priority limits)", "min", [t.fault_seconds / 60]),
-            Figure("operator requests the API server answered 429", "requests",
-                   [float(sum(r.code == 429 for r in requests))]),
+            Figure("operator requests the API server answered 429", "requests", [float(answered[429])]),
             Figure("operator requests the API server answered 5xx", "requests",
-                   [float(sum(500 <= r.code < 600 for r in requests))]),
+                   [float(answered.total() - answered[429])]),
             Figure("environments run", "envs", [float(t.applied)]),
             Figure("of them deleted while provisioning", "envs", [float(t.deleted_on_purpose)]),
             Figure("deletes sent only once the run had ended (expected to end there)", "envs",
@@ -636,7 +645,6 @@ def main() -> None:
             Figure("tracebacks in the operators' logs", "tracebacks", [float(tracebacks)]),
             *[Figure(f"violations: {name}", "", [float(len(v))]) for name, v in checks.items()],
         ]
-        answered = Counter(r.code for r in requests if r.code == 429 or r.code >= 500)
         notes = [f"seed {args.seed}; faults in order: {'; '.join(t.faults)}",
                  "operator requests answered 429 or 5xx, by code: "
                  + (", ".join(f"{code} {n}" for code, n in sorted(answered.items())) or "none"),
