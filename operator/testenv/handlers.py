@@ -74,14 +74,6 @@ def _kube() -> Kube:
 SWEEP = OrphanSweep(_kube)
 
 
-async def _post_event(kube: Kube, body: kopf.Body, *, type: str, reason: str, message: str, name: str) -> None:
-    """An Event posted under `name`; auxiliary, so a failure is logged, not raised."""
-    try:
-        await asyncio.to_thread(kube.post_event, dict(body), type=type, reason=reason, message=message, name=name)
-    except Exception:
-        log.warning("Event %s for %s not posted", reason, name, exc_info=True)
-
-
 def _store() -> ResultsStore:
     if "store" not in _state:
         settings = get_settings()
@@ -395,8 +387,8 @@ async def collect_on_delete(
         await asyncio.to_thread(kube.patch_status, namespace=namespace, name=name,
                                 status={"phase": "Terminating", "message": message})
         # Named, so that a post tried again after a lost answer is not made twice.
-        await _post_event(kube, body, type="Normal", reason="Terminating", message=message,
-                          name=event_name(name, uid, "Terminating", target))
+        await asyncio.to_thread(kube.announce, dict(body), type="Normal", reason="Terminating", message=message,
+                                name=event_name(name, uid, "Terminating", target))
     with WAKEUPS.listen(uid) as wake:
         await until_gone(wake, present=lambda: target in namespaces, recheck=COLLECT_RECHECK_SECONDS,
                          still_there=partial(asyncio.to_thread, kube.namespace_exists, target))
@@ -404,7 +396,10 @@ async def collect_on_delete(
     try:
         await asyncio.to_thread(_store().forget_bucket, Owner(namespace=namespace, name=name, uid=uid))
     except StoreError as exc:
-        # Never hold the resource's deletion for a store that is down: say what stays behind.
-        kopf.warn(body, reason="ResultsNotDeleted", message=f"results left in the bucket: {exc}"[:1000])
+        # Never hold the resource's deletion for a store that is down: say what
+        # stays behind, once, though a restart may run this handler again.
+        await asyncio.to_thread(kube.announce, dict(body), type="Warning", reason="ResultsNotDeleted",
+                                message=f"results left in the bucket: {exc}",
+                                name=event_name(name, uid, "ResultsNotDeleted"))
     metrics.forget(uid)
     _wake_waiting(_index(kwargs, environments_by_uid))

@@ -102,8 +102,5 @@ class OrphanSweep:
         log.warning("deleting namespace %s: %s", orphan.name, why(orphan))
         metrics.collected(reason="Orphan")
         involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
-        try:
-            await asyncio.to_thread(kube.post_event, involved, type="Warning", reason="OrphanCollected",
-                                    message=why(orphan), name=event_name(orphan.name, orphan.uid, "OrphanCollected"))
-        except Exception:  # an Event is worth a log line, not the rest of the pass
-            log.exception("could not post the OrphanCollected Event for namespace %s", orphan.name)
+        await asyncio.to_thread(kube.announce, involved, type="Warning", reason="OrphanCollected",
+                                message=why(orphan), name=event_name(orphan.name, orphan.uid, "OrphanCollected"))

@@ -22,3 +22,14 @@ def test_an_event_posted_twice_under_its_name_exists_once(api_client: client.Api
     assert sorted((e.reason, e.involved_object.kind) for e in found.items) == [
         ("Failed", "TestEnvironment"), ("Terminating", "TestEnvironment")]
     assert [e.metadata.name for e in found.items if e.reason == "Failed"] == ["pr-1.0123abcd"]
+
+
+def test_an_announcement_the_api_refuses_is_logged_not_raised(api_client: client.ApiClient, caplog) -> None:
+    """What an Event tells of is done already: the API's refusal (here, a
+    namespace that does not exist) is a log line naming the Event and its object."""
+    kube = Kube(api_client, "testenv-operator")
+    involved = {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
+                "metadata": {"name": "pr-2", "namespace": "no-such-namespace-here", "uid": "u-2"}}
+    kube.announce(involved, type="Warning", reason="ResultsNotDeleted", message="results left", name="pr-2.4567cdef")
+    assert "Event ResultsNotDeleted about TestEnvironment no-such-namespace-here/pr-2 not posted" in caplog.text
+    assert "404" in caplog.text

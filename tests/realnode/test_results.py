@@ -275,7 +275,7 @@ def test_results_go_to_an_s3_bucket_and_come_back_after_the_namespace(
 
 
 def test_an_s3_store_that_is_down_leaves_a_note_and_the_counts_still_arrive(
-    cluster, images, namespace, environments, start_operator,
+    cluster, core, images, namespace, environments, start_operator,
 ) -> None:
     from operator_support import free_port
 
@@ -290,6 +290,15 @@ def test_an_s3_store_that_is_down_leaves_a_note_and_the_counts_still_arrive(
     assert suites["checkout"]["failures"] == ["checkout.test_pay::test_declines"]
     notes = "\n".join(suites["health"]["results"]["notes"])
     assert "not kept: the results store at http://127.0.0.1:" in notes and "cannot be reached" in notes, notes
+    # A store that is down never holds the deletion: the environment goes,
+    # and one Warning says what may be left in the bucket.
+    environments.delete("down")
+    wait_for(lambda: not environments.exists("down"), timeout=120, what="the environment deleted, its store down")
+    left = [e for e in core.list_namespaced_event(namespace).items
+            if e.reason == "ResultsNotDeleted" and e.involved_object.name == "down"]
+    assert len(left) == 1, [e.message for e in left]
+    assert left[0].type == "Warning" and "results left in the bucket" in left[0].message, left[0].message
+    assert "cannot be reached" in left[0].message, left[0].message
 
 
 def test_a_suite_running_at_the_environments_deadline_keeps_what_it_wrote(
