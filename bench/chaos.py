@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -397,6 +398,16 @@ def etcd_outage(bed: Any, seconds: float) -> float:
     return down
 
 
+# Subresources the API server proxies to the pod's node.
+FROM_THE_NODE = frozenset({"log", "proxy", "exec", "attach", "portforward"})
+
+
+def _gist(message: str) -> str:
+    """An API server's answer without the names and numbers in it, so that
+    answers for one cause count together."""
+    return re.sub(r"\d+", "N", re.sub(r'"[^"]*"', '"..."', message))[:90] or "no message"
+
+
 def _interrupted(*_: Any) -> None:
     """SIGTERM unwinds like Ctrl-C, so every `finally` (test bed, proxy) runs."""
     raise KeyboardInterrupt
@@ -606,7 +617,11 @@ def main() -> None:
             "operator exits that were not kills": [Violation("unexpected exit", x, "") for x in
                                                    soak.tally.unexpected_exits],
         }
-        answered = Counter(r.code for r in requests if r.code == 429 or 500 <= r.code < 600)
+        refused = [r for r in requests if r.code == 429 or 500 <= r.code < 600]
+        answered = Counter(r.code for r in refused)
+        # A pod's log is the node's to give, through the API server: KWOK's
+        # nodes give none, and the API server answers 500 for them.
+        from_nodes = sum(1 for r in refused if r.subresource in FROM_THE_NODE and r.code >= 500)
         reconcile_errors = sum(t.count("reconcile failed") for _, t in texts if _.startswith("log "))
         tracebacks = sum(t.count("Traceback (most recent call last)") for _, t in texts if _.startswith("log "))
         t = soak.tally
@@ -619,8 +634,10 @@ def main() -> None:
             Figure("API server without etcd, until ready again", "min", [t.etcd_down_seconds / 60]),
             Figure("fault minutes (proxy and API priority limits)", "min", [t.fault_seconds / 60]),
             Figure("operator requests the API server answered 429", "requests", [float(answered[429])]),
-            Figure("operator requests the API server answered 5xx", "requests",
-                   [float(answered.total() - answered[429])]),
+            Figure("operator requests the API server answered 5xx itself", "requests",
+                   [float(answered.total() - answered[429] - from_nodes)]),
+            Figure("pod log reads answered 5xx for the node (KWOK's serve no logs)", "requests",
+                   [float(from_nodes)]),
             Figure("environments run", "envs", [float(t.applied)]),
             Figure("of them deleted while provisioning", "envs", [float(t.deleted_on_purpose)]),
             Figure("deletes sent only once the run had ended (expected to end there)", "envs",
@@ -648,6 +665,10 @@ def main() -> None:
         notes = [f"seed {args.seed}; faults in order: {'; '.join(t.faults)}",
                  "operator requests answered 429 or 5xx, by code: "
                  + (", ".join(f"{code} {n}" for code, n in sorted(answered.items())) or "none"),
+                 "the most common 5xx, by request and answer: " + ("; ".join(
+                     f"{n} x {code} {what} ({message})" for (code, what, message), n in
+                     Counter((r.code, r.what, _gist(r.message)) for r in refused if r.code >= 500).most_common(8))
+                     or "none"),
                  "KWOK plays every pod: suites' results are simulated; the operator, etcd and the API server are real."]
         if remembered:
             notes.append("kopf memories after the soak, new since fresh: " + ", ".join(

@@ -614,6 +614,7 @@ class Request:
     api_group: str
     code: int
     user_agent: str
+    message: str = ""  # responseStatus.message: why a request failed
 
     @property
     def mutating(self) -> bool:
@@ -671,6 +672,7 @@ class AuditLog:
                     api_group=ref.get("apiGroup", ""),
                     code=(event.get("responseStatus") or {}).get("code", 0),
                     user_agent=event.get("userAgent", ""),
+                    message=(event.get("responseStatus") or {}).get("message", ""),
                 )
                 seen.setdefault(req.audit_id, req)
         out = sorted(seen.values(), key=lambda r: r.at)
