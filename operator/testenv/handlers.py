@@ -22,7 +22,7 @@ from .build.common import (
     MANAGED_BY,
     environment_namespace_name,
 )
-from .kube import Kube, event_name, load_client
+from .kube import Kube, announce, event_name, load_client
 from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace
 from .plan import was_collected
@@ -387,7 +387,7 @@ async def collect_on_delete(
         await asyncio.to_thread(kube.patch_status, namespace=namespace, name=name,
                                 status={"phase": "Terminating", "message": message})
         # Named, so that a post tried again after a lost answer is not made twice.
-        await asyncio.to_thread(kube.announce, dict(body), type="Normal", reason="Terminating", message=message,
+        await asyncio.to_thread(announce, kube, dict(body), type="Normal", reason="Terminating", message=message,
                                 name=event_name(name, uid, "Terminating", target))
     with WAKEUPS.listen(uid) as wake:
         await until_gone(wake, present=lambda: target in namespaces, recheck=COLLECT_RECHECK_SECONDS,
@@ -398,7 +398,7 @@ async def collect_on_delete(
     except StoreError as exc:
         # Never hold the resource's deletion for a store that is down: say what
         # stays behind, once, though a restart may run this handler again.
-        await asyncio.to_thread(kube.announce, dict(body), type="Warning", reason="ResultsNotDeleted",
+        await asyncio.to_thread(announce, kube, dict(body), type="Warning", reason="ResultsNotDeleted",
                                 message=f"results left in the bucket: {exc}",
                                 name=event_name(name, uid, "ResultsNotDeleted"))
     metrics.forget(uid)

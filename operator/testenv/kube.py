@@ -80,6 +80,17 @@ def event_name(subject: str, *announces: object) -> str:
     return f"{subject[:200]}.{key}"
 
 
+def announce(kube: Kube, involved: dict[str, Any], *, type: str, reason: str, message: str, name: str) -> None:
+    """kube.post_event for an Event that only tells of what was done: a
+    failure is logged, never raised, so that what it tells of is not undone."""
+    try:
+        kube.post_event(involved, type=type, reason=reason, message=message, name=name)
+    except Exception:
+        meta = involved["metadata"]
+        where = "/".join(filter(None, (meta.get("namespace"), meta["name"])))
+        log.warning("Event %s about %s %s not posted", reason, involved["kind"], where, exc_info=True)
+
+
 def load_client() -> client.ApiClient:
     configuration = client.Configuration()
     try:
@@ -254,16 +265,6 @@ class Kube:
                 if delay is None:
                     raise
             time.sleep(delay)
-
-    def announce(self, involved: dict[str, Any], *, type: str, reason: str, message: str, name: str) -> None:
-        """post_event for an Event that only tells of what was done: a failure
-        is logged, never raised, so that what it tells of is not undone."""
-        try:
-            self.post_event(involved, type=type, reason=reason, message=message, name=name)
-        except Exception:
-            meta = involved["metadata"]
-            where = "/".join(filter(None, (meta.get("namespace"), meta["name"])))
-            log.warning("Event %s about %s %s not posted", reason, involved["kind"], where, exc_info=True)
 
     def environments(self) -> list[dict[str, Any]]:
         """Every TestEnvironment in the cluster, as the API has them now."""

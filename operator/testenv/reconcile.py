@@ -31,7 +31,7 @@ from .diagnose import (
     wants_log,
 )
 from .harvest import KeptLogs, RunBudget, harvest_job, keep_run_end
-from .kube import Kube, StatusWrite, WriteOutcome, event_name
+from .kube import Kube, StatusWrite, WriteOutcome, announce, event_name
 from .models import (
     API_VERSION,
     FINISHED_PHASES,
@@ -529,11 +529,8 @@ def _announce(this: _Pass, *, type: str, reason: str, message: str) -> None:
     A post tried again, by us or by the HTTP client after a lost answer,
     then cannot announce the same thing twice."""
     version = this.memory.based_on(this.body["metadata"].get("resourceVersion"))
-    try:
-        this.kube.post_event(_involved(this.body), type=type, reason=reason, message=message,
-                             name=event_name(this.env.name, this.env.uid, version, reason, message))
-    except Exception:  # auxiliary: the status it announces is written, and a pass is not undone for it
-        log.warning("Event %s for %s/%s not posted", reason, this.env.namespace, this.env.name, exc_info=True)
+    announce(this.kube, _involved(this.body), type=type, reason=reason, message=message,
+             name=event_name(this.env.name, this.env.uid, version, reason, message))
 
 
 # --- the steps' parts -----------------------------------------------------------------

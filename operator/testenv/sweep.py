@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 
 from . import metrics
-from .kube import Kube, event_name
+from .kube import Kube, announce, event_name
 from .orphans import EnvironmentNamespace, find_orphans, why
 from .peering import outranked
 
@@ -102,5 +102,5 @@ class OrphanSweep:
         log.warning("deleting namespace %s: %s", orphan.name, why(orphan))
         metrics.collected(reason="Orphan")
         involved = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": orphan.name, "uid": orphan.uid}}
-        await asyncio.to_thread(kube.announce, involved, type="Warning", reason="OrphanCollected",
+        await asyncio.to_thread(announce, kube, involved, type="Warning", reason="OrphanCollected",
                                 message=why(orphan), name=event_name(orphan.name, orphan.uid, "OrphanCollected"))

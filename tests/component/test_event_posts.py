@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-from testenv.kube import Kube
+from testenv.kube import Kube, announce
 
 pytestmark = pytest.mark.component
 
@@ -30,6 +30,6 @@ def test_an_announcement_the_api_refuses_is_logged_not_raised(api_client: client
     kube = Kube(api_client, "testenv-operator")
     involved = {"apiVersion": "testenv.dev/v1alpha1", "kind": "TestEnvironment",
                 "metadata": {"name": "pr-2", "namespace": "no-such-namespace-here", "uid": "u-2"}}
-    kube.announce(involved, type="Warning", reason="ResultsNotDeleted", message="results left", name="pr-2.4567cdef")
+    announce(kube, involved, type="Warning", reason="ResultsNotDeleted", message="results left", name="pr-2.4567cdef")
     assert "Event ResultsNotDeleted about TestEnvironment no-such-namespace-here/pr-2 not posted" in caplog.text
     assert "404" in caplog.text
