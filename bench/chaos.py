@@ -361,23 +361,24 @@ class Soak:
         ]
 
 
-def cluster_sh(bed: Any, command: str) -> subprocess.CompletedProcess:
-    """hack/testbed/cluster.sh `command` on the bench's test bed, its output kept."""
-    return subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), command], env=bed.env,
+def cluster_sh(bed: Any, command: str, *, slow: float = float("inf")) -> None:
+    """hack/testbed/cluster.sh `command` on the bench's test bed; what it
+    said is logged when it failed or took over `slow` seconds (a soak that
+    stops on it must say why)."""
+    began = time.monotonic()
+    done = subprocess.run(["bash", str(ROOT / "hack/testbed/cluster.sh"), command], env=bed.env,
                           capture_output=True, text=True)
+    took = time.monotonic() - began
+    if done.returncode or took > slow:
+        log(f"cluster.sh {command} took {took:.0f} s, exit {done.returncode}:\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    done.check_returncode()
 
 
 def restart_control_plane(bed: Any) -> None:
-    """etcd, the API server and the controllers stopped and started again;
-    what kwokctl said, when it took long or failed (a soak that stops on it
-    must say why)."""
+    """etcd, the API server and the controllers stopped and started again."""
     log("restarting the control plane (etcd, API server, controllers)")
-    began = time.monotonic()
-    done = cluster_sh(bed, "restart")
-    took = time.monotonic() - began
-    if done.returncode or took > 60:
-        log(f"control-plane restart took {took:.0f} s, exit {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    done.check_returncode()
+    cluster_sh(bed, "restart", slow=60)
 
 
 def etcd_outage(bed: Any, seconds: float) -> float:
@@ -387,14 +388,11 @@ def etcd_outage(bed: Any, seconds: float) -> float:
     it was ready again."""
     log(f"etcd down for {seconds:.0f} s; the API server runs on without it")
     began = time.monotonic()
-    cluster_sh(bed, "etcd-stop").check_returncode()
+    cluster_sh(bed, "etcd-stop")
     threading.Event().wait(seconds)  # the outage's length, the fault itself
-    done = cluster_sh(bed, "etcd-start")
+    cluster_sh(bed, "etcd-start")
     down = time.monotonic() - began
     log(f"etcd back; the API server ready again after {down:.0f} s in all")
-    if done.returncode:
-        log(f"etcd-start exit {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    done.check_returncode()
     return down
 
 
