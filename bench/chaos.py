@@ -444,7 +444,7 @@ def main() -> None:
         stop.wait(10)
         baseline = op.sample().rss_kib
         fresh_heap = op.live_heap()
-        baseline_heap = fresh_heap["blocks"]
+        baseline_heap = fresh_heap["live"]
         mark = sess.audit.mark()
 
         # -- phase 1: one operator, killed again and again, under faults --------------
@@ -565,7 +565,7 @@ def main() -> None:
         stop.wait(20)  # let the last writes and watches settle before the memory sample
         after = survivor.sample().rss_kib if survivor.alive() else 0
         left_heap = survivor.live_heap() if survivor.alive() else {}
-        after_heap = left_heap.get("blocks", 0)
+        after_heap = left_heap.get("live", 0)
         remembered = new_kopf_memories(fresh_heap, left_heap)
         if not survivor.alive():
             soak.tally.unexpected_exits.append(f"{survivor.log_path.name}: exit {survivor.process.returncode}")
@@ -610,7 +610,8 @@ def main() -> None:
             "credentials in logs, statuses or Events": secrets_leaked(soak.credentials, texts),
             "operator memory not back to baseline": memory_not_back(baseline, after) if after else [
                 Violation("memory not back to baseline", "operator", "the survivor was not alive")],
-            "operator heap not back to baseline (leaks)": heap_not_back(baseline_heap, after_heap) if after_heap else [
+            "operator heap not back to baseline (leaks)": heap_not_back(
+                baseline_heap, after_heap, unit=fresh_heap["unit"]) if after_heap else [
                 Violation("heap not back to baseline", "operator", "the survivor was not alive")],
             "operator exits that were not kills": [Violation("unexpected exit", x, "") for x in
                                                    soak.tally.unexpected_exits],
@@ -649,8 +650,8 @@ def main() -> None:
                    [float(len(phase_events))]),
             Figure("operator RSS, fresh and idle (baseline)", "MiB", [baseline / 1024]),
             Figure("operator RSS after the soak, nothing left", "MiB", [after / 1024]),
-            Figure("live Python allocations, fresh and idle (baseline)", "blocks", [float(baseline_heap)]),
-            Figure("live Python allocations after the soak, collected", "blocks", [float(after_heap)]),
+            Figure("live allocations, fresh and idle (baseline)", fresh_heap["unit"], [float(baseline_heap)]),
+            Figure("live allocations after the soak, collected", fresh_heap["unit"], [float(after_heap)]),
             Figure("kopf per-object memories, fresh", "objects", [float(fresh_heap["kopf_memories"]["count"])]),
             Figure("kopf per-object memories after the soak, of objects not known when fresh", "objects",
                    [float(sum(remembered.values()))]),

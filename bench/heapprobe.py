@@ -4,13 +4,17 @@ inside (`python -m testenv -m heapprobe`); it changes nothing else.
 RSS after a burst stays at the allocators' high-water mark: pymalloc keeps an
 arena while one object in it lives, glibc keeps freed chunks in its heap
 (RESULTS.md, "Where the 30 MiB is"). So RSS cannot tell a leak from
-fragmentation. The count of live allocations after a full collection can:
-each SIGRTMIN+1 writes $BENCH_HEAP_DIR/heap-<n>.json with it.
+fragmentation. The live allocations after a full collection can: each
+SIGRTMIN+1 writes $BENCH_HEAP_DIR/heap-<n>.json with them, as pymalloc's
+count of blocks or, where the objects come from jemalloc (the image's
+allocator, testenv.idle_memory.IMAGE_ALLOCATOR, under which pymalloc counts
+none), jemalloc's bytes allocated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import json
 import os
@@ -50,6 +54,28 @@ def kopf_memories(objects: list[Any]) -> dict[str, Any]:
     return {"count": len(refs), "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
 
 
+def _jemalloc_allocated() -> int | None:
+    """jemalloc's bytes allocated and not freed, or None without jemalloc."""
+    try:
+        mallctl = ctypes.CDLL(None).mallctl
+    except AttributeError:
+        return None
+    epoch = ctypes.c_uint64(1)  # its statistics are a snapshot, refreshed by writing the epoch
+    mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch)))
+    value, size = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+    failed = mallctl(b"stats.allocated", ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
+    return None if failed else int(value.value)
+
+
+def live_allocations() -> tuple[int, str]:
+    """(count, unit): pymalloc's live blocks, or jemalloc's bytes when pymalloc has none."""
+    blocks = sys.getallocatedblocks()
+    if blocks:
+        return blocks, "blocks"
+    allocated = _jemalloc_allocated()
+    return (allocated, "bytes") if allocated is not None else (0, "blocks")
+
+
 def live_heap() -> dict[str, Any]:
     """Allocations still referenced once cyclic garbage is gone, the objects
     the collector tracks by type (what grew, when something did), and kopf's
@@ -57,7 +83,8 @@ def live_heap() -> dict[str, Any]:
     gc.collect()
     objects = gc.get_objects()
     by_type = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
-    return {"blocks": sys.getallocatedblocks(), "objects": len(objects), "types": dict(by_type.most_common(300)),
+    live, unit = live_allocations()
+    return {"live": live, "unit": unit, "objects": len(objects), "types": dict(by_type.most_common(300)),
             "kopf_memories": kopf_memories(objects)}
 
 

@@ -123,15 +123,15 @@ def memory_not_back(baseline_kib: int, after_kib: int, tolerance: float = 0.15, 
                       f"{after_kib / 1024:.0f} MiB after, baseline {baseline_kib / 1024:.0f} MiB")]
 
 
-def heap_not_back(baseline_blocks: int, after_blocks: int, tolerance: float = 0.05) -> list[Violation]:
-    """Live Python allocations after the soak, once collected, within 5 % of
-    a fresh operator's: what a leak would grow, and fragmentation does not
-    (RSS, above, counts both)."""
-    limit = baseline_blocks * (1 + tolerance)
-    if after_blocks <= limit:
+def heap_not_back(baseline: int, after: int, tolerance: float = 0.05, unit: str = "blocks") -> list[Violation]:
+    """Live allocations after the soak, once collected, within 5 % of a
+    fresh operator's (pymalloc's blocks, or jemalloc's bytes: heapprobe.py):
+    what a leak would grow, and fragmentation does not (RSS, above, counts both)."""
+    limit = baseline * (1 + tolerance)
+    if after <= limit:
         return []
     return [Violation("heap not back to baseline", "operator",
-                      f"{after_blocks} live blocks after, baseline {baseline_blocks} (limit {limit:.0f})")]
+                      f"{after} live {unit} after, baseline {baseline} (limit {limit:.0f})")]
 
 
 def new_kopf_memories(fresh: Mapping[str, object], after: Mapping[str, object]) -> Counter[str]:

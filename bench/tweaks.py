@@ -20,6 +20,11 @@ BENCH_* environment variable:
   BENCH_MALLOC_TRIM=SECONDS every SECONDS, glibc's malloc_trim(0): hands freed heap
                             pages back to the OS (with PYTHONMALLOC=malloc, every
                             object's), to see how much of the RSS it returns
+  BENCH_GC_EVERY=SECONDS    every SECONDS, a full gc.collect(): cyclic garbage freed now,
+                            not when the oldest generation's threshold is reached
+  BENCH_GC_FREEZE=1         gc.freeze() once started: the objects of the imports move to
+                            the permanent generation, so a full collection neither walks
+                            them nor waits for a quarter of them in new survivors
 """
 
 from __future__ import annotations
@@ -169,6 +174,27 @@ async def malloc_trim(**_: Any) -> None:
     if seconds := float(os.environ.get("BENCH_MALLOC_TRIM", "0") or 0):
         _TASKS.append(asyncio.get_running_loop().create_task(_trim_every(seconds)))
         log.warning("bench tweak: malloc_trim(0) every %gs", seconds)
+
+
+async def _collect_every(seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        gc.collect()
+
+
+@kopf.on.startup()
+async def gc_every(**_: Any) -> None:
+    if seconds := float(os.environ.get("BENCH_GC_EVERY", "0") or 0):
+        _TASKS.append(asyncio.get_running_loop().create_task(_collect_every(seconds)))
+        log.warning("bench tweak: gc.collect() every %gs", seconds)
+
+
+@kopf.on.startup()
+async def gc_freeze(**_: Any) -> None:
+    if os.environ.get("BENCH_GC_FREEZE"):
+        gc.collect()
+        gc.freeze()
+        log.warning("bench tweak: gc.freeze(), %d objects frozen", gc.get_freeze_count())
 
 
 _TASKS: list[asyncio.Task[None]] = []
