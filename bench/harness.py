@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes.util
 import json
 import os
 import platform
@@ -254,6 +255,21 @@ def proc_sample(pid: int) -> ProcSample:
     )
 
 
+def image_allocator() -> dict[str, str]:
+    """The operator image's allocator settings (jemalloc), where this machine
+    has jemalloc: what is measured is then what the image runs. Without it the
+    operator runs on pymalloc, and the report says so (allocator_condition)."""
+    from testenv.idle_memory import IMAGE_ALLOCATOR
+
+    return dict(IMAGE_ALLOCATOR) if ctypes.util.find_library("jemalloc") else {}
+
+
+def allocator_condition() -> str:
+    if image_allocator():
+        return "operator on the image's allocator (jemalloc, PYTHONMALLOC=malloc)"
+    return "operator on pymalloc: this machine has no jemalloc (apt install libjemalloc2), unlike the image"
+
+
 @dataclass
 class Operator:
     """`python -m testenv` as deployed (no --verbose), configured by TESTENV_* variables."""
@@ -282,6 +298,7 @@ class Operator:
             TESTENV_COPY_ALLOWLIST=f'["{COPY_SOURCE_NAMESPACE}"]',
             TESTENV_OPERATOR_NAMESPACE=OPERATOR_NAMESPACE,
         )
+        env.update(image_allocator())
         env.update(self.extra_env)
         cli = [sys.executable, "-m", "testenv"]
         # bench/'s own kopf modules, loaded beside the operator's handlers.
@@ -750,7 +767,7 @@ def report(title: str, figures: list[Figure], notes: list[str], args: argparse.N
     print(f"{info['date']}; {info['nproc']} x {info['cpu']}, {info['memory_gib']} GiB; Python {info['python']}, "
           f"kopf {info['kopf']}; load average at the end {', '.join(f'{x:.2f}' for x in info['load_average'])}")
     print(f"operator at commit {info['operator_commit']}")
-    conditions = []
+    conditions = [allocator_condition()]
     if getattr(args, "no_qps_limits", False):
         conditions.append("test bed with the control plane's client-side QPS limits LIFTED (--no-qps-limits)")
     if getattr(args, "tweak", None):

@@ -22,6 +22,7 @@ from .build.common import (
     MANAGED_BY,
     environment_namespace_name,
 )
+from .idle_memory import IdleMemory
 from .kube import Kube, announce, event_name, load_client
 from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace
@@ -72,6 +73,7 @@ def _kube() -> Kube:
 
 
 SWEEP = OrphanSweep(_kube)
+IDLE = IdleMemory()
 
 
 def _store() -> ResultsStore:
@@ -198,6 +200,7 @@ async def events_by_namespace(namespace: str | None, body: kopf.Body, **_: Any) 
 @kopf.on.event(*PODS, labels=OURS)
 async def wake_owner(labels: kopf.Labels, **_: Any) -> None:
     SWEEP.indexes_filled()
+    IDLE.busy()
     WAKEUPS.wake(labels.get(LABEL_ENV_UID))
 
 
@@ -245,6 +248,7 @@ def _wake_waiting(environments: kopf.Index[str, Any]) -> None:
 @kopf.on.event(*TE)
 async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
     SWEEP.indexes_filled()
+    IDLE.busy()
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.queues():
@@ -268,6 +272,19 @@ async def start_orphan_sweep(settings: kopf.OperatorSettings, **kwargs: Any) -> 
 @kopf.on.cleanup()
 async def stop_orphan_sweep(**_: Any) -> None:
     await SWEEP.stop()
+
+
+# --- memory back to the system once quiet (idle_memory.py) ------------------------
+
+
+@kopf.on.startup()
+async def start_idle_memory(**_: Any) -> None:
+    IDLE.start()
+
+
+@kopf.on.cleanup()
+async def stop_idle_memory(**_: Any) -> None:
+    await IDLE.stop()
 
 
 def _namespace(namespaces: kopf.Index[str, Any], target: str) -> Any:
@@ -322,6 +339,7 @@ async def run_environment(
     with WAKEUPS.listen(uid) as wake:
         while not stopped:
             wake.clear()
+            IDLE.busy()
             current, fresh = fresh or body, None
             meta = current["metadata"]
             if meta.get("deletionTimestamp"):
