@@ -50,7 +50,7 @@ COPY --from=build /opt/venv /opt/venv
 # "The operator's memory"). testenv.idle_memory.IMAGE_ALLOCATOR holds the same.
 ENV PYTHONMALLOC=malloc \
     LD_PRELOAD=libjemalloc.so.2 \
-    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
+    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -8,7 +8,7 @@ fragmentation. The live allocations after a full collection can: each
 SIGRTMIN+1 writes $BENCH_HEAP_DIR/heap-<n>.json with them, as pymalloc's
 count of blocks or, where the objects come from jemalloc (the image's
 allocator, testenv.idle_memory.IMAGE_ALLOCATOR, under which pymalloc counts
-none), jemalloc's bytes allocated.
+none), jemalloc's bytes allocated and not in a thread's cache.
 """
 
 from __future__ import annotations
@@ -55,16 +55,24 @@ def kopf_memories(objects: list[Any]) -> dict[str, Any]:
 
 
 def _jemalloc_allocated() -> int | None:
-    """jemalloc's bytes allocated and not freed, or None without jemalloc."""
+    """jemalloc's bytes allocated and not freed, or None without jemalloc.
+    Blocks freed into a thread's cache still count as allocated there, and
+    an idle executor thread keeps its cache: those bytes are taken off."""
     try:
         mallctl = ctypes.CDLL(None).mallctl
     except AttributeError:
         return None
+
+    def read(name: bytes) -> int | None:
+        value, size = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+        failed = mallctl(name, ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
+        return None if failed else int(value.value)
+
     epoch = ctypes.c_uint64(1)  # its statistics are a snapshot, refreshed by writing the epoch
     mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch)))
-    value, size = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
-    failed = mallctl(b"stats.allocated", ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
-    return None if failed else int(value.value)
+    allocated = read(b"stats.allocated")
+    cached = read(b"stats.arenas.4096.tcache_bytes")  # 4096: MALLCTL_ARENAS_ALL, every arena merged
+    return None if allocated is None else allocated - (cached or 0)
 
 
 def live_allocations() -> tuple[int, str]:

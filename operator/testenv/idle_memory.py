@@ -33,7 +33,7 @@ QUIET_SECONDS = 10.0
 IMAGE_ALLOCATOR = {
     "PYTHONMALLOC": "malloc",
     "LD_PRELOAD": "libjemalloc.so.2",
-    "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+    "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1",
 }
 
 
