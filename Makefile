@@ -33,7 +33,7 @@ test: setup testbed  ## every test: unit, contract, component, real servers
 test-unit:
 	$(PYTHON) -m pytest tests/unit
 
-bench: setup testbed  ## benchmarks, not tests (about 90 min; figures in bench/RESULTS.md)
+bench: setup testbed  ## benchmarks, not tests (about 100 min; figures in bench/RESULTS.md)
 	$(PYTHON) bench/api_writes.py --repeats 5
 	$(PYTHON) bench/overhead.py --repeats 7 --warmup 1
 	$(PYTHON) bench/full_run.py --repeats 5
@@ -41,5 +41,6 @@ bench: setup testbed  ## benchmarks, not tests (about 90 min; figures in bench/R
 	$(PYTHON) bench/scale.py --sizes 200,500,1000 --repeats 1 --raw --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
 	$(PYTHON) bench/scale.py --sizes 50,100,200 --repeats 1 --raw
 	$(PYTHON) bench/burst.py --no-qps-limits --testbed-state /tmp/bench-noqps --testbed-name benchnoqps
+	$(PYTHON) bench/memory_burst.py --repeats 2 --allocator image --allocator pymalloc
 	$(PYTHON) bench/fuzz_manifests.py --seed 20261130 --count 1000 --apply 200
 	$(PYTHON) bench/chaos.py --seed 20261129 --kills 100 --acting-kills 5 --restarts 5 --envs 30

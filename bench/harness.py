@@ -266,7 +266,7 @@ def image_allocator() -> dict[str, str]:
 
 def allocator_condition() -> str:
     if image_allocator():
-        return "operator on the image's allocator (jemalloc, PYTHONMALLOC=malloc)"
+        return "operator on the image's allocator (jemalloc, PYTHONMALLOC=malloc) unless a figure names another"
     return "operator on pymalloc: this machine has no jemalloc (apt install libjemalloc2), unlike the image"
 
 
