@@ -82,6 +82,13 @@ def test_the_charts_operator_in_a_pod_tests_the_shop_for_real(cluster, core, app
         RELEASE_NAMESPACE, label_selector="app.kubernetes.io/name=testenv-operator,app.kubernetes.io/instance=testenv")
     assert [p.spec.node_name for p in operator_pods.items] == [REAL_NODE]
     assert images.get("shop") and images.get("shop_tests"), "the test bed built no shop images"
+    # The image's allocator (Dockerfile, testenv.idle_memory.IMAGE_ALLOCATOR) is
+    # really loaded: a missing library would only be a line on stderr.
+    mapped = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", cluster.kubeconfig, "exec", "-n", RELEASE_NAMESPACE,
+                             operator_pods.items[0].metadata.name, "-c", "operator", "--", "cat", "/proc/1/maps"],
+                            capture_output=True, text=True, timeout=60)
+    assert mapped.returncode == 0, mapped.stderr
+    assert "/libjemalloc.so.2" in mapped.stdout, "the operator's process has no jemalloc mapped"
 
     namespace = f"rn-ci-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
