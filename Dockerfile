@@ -47,7 +47,7 @@ COPY --from=build /opt/venv /opt/venv
 # back, with one full collection once the operator is quiet
 # (testenv/idle_memory.py): after a burst, the RSS comes back near a fresh
 # operator's instead of staying at its peak, for the same CPU (bench/RESULTS.md,
-# "The operator's memory"). testenv.idle_memory.IMAGE_ALLOCATOR holds the same.
+# the chaos soak's "eighth session"). testenv.idle_memory.IMAGE_ALLOCATOR holds the same.
 ENV PYTHONMALLOC=malloc \
     LD_PRELOAD=libjemalloc.so.2 \
     MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:1

@@ -3,7 +3,7 @@
 A burst of work (a hundred environments applied, then deleted) leaves the
 RSS near its peak long after: the garbage of parsed watch events waits for a
 full collection, and the allocator keeps the freed pages. Two things bring
-it back, and the image does both (bench/RESULTS.md, "The operator's memory"):
+it back, and the image does both (bench/RESULTS.md, the chaos soak's "eighth session"):
 
 - the objects come from jemalloc, not pymalloc (IMAGE_ALLOCATOR, set in the
   Dockerfile): pymalloc keeps a 1 MiB arena while any object in it lives,
