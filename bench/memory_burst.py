@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Figure, apply_many, force_clean, image_allocator, log, parser, report, session, short_id
-from soak_invariants import memory_not_back
+from soak_invariants import memory_limit_kib, memory_not_back
 from specs import SMALL
 
 NAMESPACE = "bench-memory"
@@ -67,15 +67,14 @@ def main() -> None:
                 finally:
                     operator.stop()
                 force_clean(sess.api)
-                over = memory_not_back(idle.rss_kib, gone.rss_kib)
-                row = rows[allocator]
-                for key, value in (("idle", idle.rss_kib / 1024), ("ready", ready.rss_kib / 1024),
-                                   ("gone", gone.rss_kib / 1024), ("peak", gone.hwm_kib / 1024),
-                                   ("cpu", gone.cpu_seconds - idle.cpu_seconds), ("over", float(bool(over)))):
-                    row.setdefault(key, []).append(value)
-                log(f"{allocator} #{repeat}: RSS idle {idle.rss_kib / 1024:.1f}, ready {ready.rss_kib / 1024:.1f}, "
-                    f"gone {gone.rss_kib / 1024:.1f} MiB (limit {idle.rss_kib * 1.15 / 1024 + 10:.1f}), "
-                    f"CPU {gone.cpu_seconds - idle.cpu_seconds:.1f} s")
+                run = {"idle": idle.rss_kib / 1024, "ready": ready.rss_kib / 1024, "gone": gone.rss_kib / 1024,
+                       "peak": gone.hwm_kib / 1024, "cpu": gone.cpu_seconds - idle.cpu_seconds,
+                       "over": float(bool(memory_not_back(idle.rss_kib, gone.rss_kib)))}
+                for key, value in run.items():
+                    rows[allocator].setdefault(key, []).append(value)
+                log(f"{allocator} #{repeat}: RSS idle {run['idle']:.1f}, ready {run['ready']:.1f}, "
+                    f"gone {run['gone']:.1f} MiB (limit {memory_limit_kib(idle.rss_kib) / 1024:.1f}), "
+                    f"CPU {run['cpu']:.1f} s")
         for allocator, row in rows.items():
             figures += [
                 Figure(f"{allocator}: RSS idle", "MiB", row["idle"]),
