@@ -37,6 +37,7 @@ import os
 import signal
 import sys
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -162,30 +163,24 @@ async def report_sizes(**_: Any) -> None:
         log.warning("bench tweak: SIGUSR2 writes %s/sizes-<n>.txt", directory)
 
 
-async def _trim_every(seconds: float) -> None:
-    trim = ctypes.CDLL("libc.so.6").malloc_trim
+async def _every(seconds: float, action: Callable[[], object]) -> None:
     while True:
         await asyncio.sleep(seconds)
-        trim(0)
+        action()
 
 
 @kopf.on.startup()
 async def malloc_trim(**_: Any) -> None:
     if seconds := float(os.environ.get("BENCH_MALLOC_TRIM", "0") or 0):
-        _TASKS.append(asyncio.get_running_loop().create_task(_trim_every(seconds)))
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+        _TASKS.append(asyncio.get_running_loop().create_task(_every(seconds, lambda: trim(0))))
         log.warning("bench tweak: malloc_trim(0) every %gs", seconds)
-
-
-async def _collect_every(seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        gc.collect()
 
 
 @kopf.on.startup()
 async def gc_every(**_: Any) -> None:
     if seconds := float(os.environ.get("BENCH_GC_EVERY", "0") or 0):
-        _TASKS.append(asyncio.get_running_loop().create_task(_collect_every(seconds)))
+        _TASKS.append(asyncio.get_running_loop().create_task(_every(seconds, gc.collect)))
         log.warning("bench tweak: gc.collect() every %gs", seconds)
 
 
