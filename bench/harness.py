@@ -11,6 +11,7 @@ import argparse
 import base64
 import contextlib
 import ctypes.util
+import functools
 import json
 import os
 import platform
@@ -255,13 +256,18 @@ def proc_sample(pid: int) -> ProcSample:
     )
 
 
+@functools.cache  # find_library runs ldconfig; an operator is started per kill
+def _has_jemalloc() -> bool:
+    return ctypes.util.find_library("jemalloc") is not None
+
+
 def image_allocator() -> dict[str, str]:
     """The operator image's allocator settings (jemalloc), where this machine
     has jemalloc: what is measured is then what the image runs. Without it the
     operator runs on pymalloc, and the report says so (allocator_condition)."""
     from testenv.idle_memory import IMAGE_ALLOCATOR
 
-    return dict(IMAGE_ALLOCATOR) if ctypes.util.find_library("jemalloc") else {}
+    return dict(IMAGE_ALLOCATOR) if _has_jemalloc() else {}
 
 
 def allocator_condition() -> str:
