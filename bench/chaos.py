@@ -79,6 +79,7 @@ from soak_invariants import (
     PhaseEvent,
     Violation,
     duplicate_phase_events,
+    heap_growth,
     heap_not_back,
     jobs_created_twice,
     leaked_namespaces,
@@ -311,7 +312,8 @@ class Soak:
         path = self.sess.workdir / f"operator-{self.incarnation:03d}.log"
         self.logs.append(path)
         op = Operator(kubeconfig, path, {**{k: v for k, v in (i.split("=", 1) for i in self.args.operator_env)},
-                                         **settings}, heap_dir=self.sess.workdir / f"heap-{self.incarnation:03d}")
+                                         **settings}, tweaks=dict(i.split("=", 1) for i in self.args.tweak),
+                      heap_dir=self.sess.workdir / f"heap-{self.incarnation:03d}")
         op.start()
         return op
 
@@ -669,6 +671,7 @@ def main() -> None:
                      Counter((r.code, r.what, _gist(r.message)) for r in refused if r.code >= 500).most_common(8))
                      or "none"),
                  "KWOK plays every pod: suites' results are simulated; the operator, etcd and the API server are real."]
+        notes += heap_growth(fresh_heap, left_heap)
         if remembered:
             notes.append("kopf memories after the soak, new since fresh: " + ", ".join(
                 f"{n} {where}" for where, n in remembered.most_common()))

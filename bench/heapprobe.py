@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,10 @@ def kopf_memories(objects: list[Any]) -> dict[str, Any]:
     return {"count": len(refs), "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
 
 
-def _jemalloc_allocated() -> int | None:
-    """jemalloc's bytes allocated and not freed, or None without jemalloc.
+def _jemalloc_stats() -> dict[str, int | None] | None:
+    """jemalloc's statistics in bytes (JEMALLOC_STATS), or None without jemalloc.
     Blocks freed into a thread's cache still count as allocated there, and
-    an idle executor thread keeps its cache: those bytes are taken off."""
+    an idle executor thread keeps its cache: _jemalloc_allocated takes them off."""
     try:
         mallctl = ctypes.CDLL(None).mallctl
     except AttributeError:
@@ -70,9 +71,45 @@ def _jemalloc_allocated() -> int | None:
 
     epoch = ctypes.c_uint64(1)  # its statistics are a snapshot, refreshed by writing the epoch
     mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch)))
-    allocated = read(b"stats.allocated")
-    cached = read(b"stats.arenas.4096.tcache_bytes")  # 4096: MALLCTL_ARENAS_ALL, every arena merged
-    return None if allocated is None else allocated - (cached or 0)
+    return {name: read(f"stats.{name}".encode()) for name in JEMALLOC_STATS}
+
+
+# allocated <= active (whole pages of slabs with a region in use: the gap is
+# fragmentation) <= resident (+ dirty pages not yet decayed, + metadata) <= mapped.
+JEMALLOC_STATS = ("allocated", "active", "metadata", "resident", "mapped", "retained",
+                  "arenas.4096.tcache_bytes")  # 4096: MALLCTL_ARENAS_ALL, every arena merged
+
+
+def jemalloc_bins() -> list[dict[str, int]]:
+    """Per small size class: the region size, the bytes its slabs hold and the
+    bytes in use in them. A slab is freed only once its last region is, so
+    slab_bytes - used_bytes is what the survivors of a burst pin."""
+    mallctl = ctypes.CDLL(None).mallctl
+
+    def read(name: str, kind: type = ctypes.c_size_t) -> int:
+        value = kind(0)
+        size = ctypes.c_size_t(ctypes.sizeof(value))
+        if mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)):
+            raise OSError(f"mallctl {name}")
+        return int(value.value)
+
+    bins = []
+    for j in range(read("arenas.nbins", ctypes.c_uint)):
+        size, slab = read(f"arenas.bin.{j}.size"), read(f"arenas.bin.{j}.slab_size")
+        slabs, regions = read(f"stats.arenas.4096.bins.{j}.curslabs"), read(f"stats.arenas.4096.bins.{j}.curregs")
+        bins.append({"size": size, "slab_size": slab, "slab_bytes": slabs * slab, "used_bytes": regions * size})
+    return bins
+
+
+def _jemalloc_allocated() -> int | None:
+    stats = _jemalloc_stats()
+    if stats is None or stats["allocated"] is None:
+        return None
+    return stats["allocated"] - (stats["arenas.4096.tcache_bytes"] or 0)
+
+
+def _allocator() -> str:
+    return "jemalloc" if _jemalloc_stats() is not None else "pymalloc"
 
 
 def live_allocations() -> tuple[int, str]:
@@ -84,6 +121,28 @@ def live_allocations() -> tuple[int, str]:
     return (allocated, "bytes") if allocated is not None else (0, "blocks")
 
 
+def connections(objects: list[Any]) -> dict[str, Any]:
+    """The operator's TLS connections from asyncio (kopf's aiohttp session; the
+    Kubernetes client's urllib3 is not asyncio), each with a 256 KiB read
+    buffer: how many, how many of them closed but still referenced, and
+    kopf's record of responses it has not seen closed."""
+    from asyncio import sslproto
+
+    ssl = [o for o in objects if isinstance(o, sslproto.SSLProtocol)]
+    closed = sum(1 for o in ssl if o._transport is None or o._transport.is_closing())
+    responses = [r for o in objects if type(o).__name__ == "APIContext" for r in getattr(o, "responses", [])]
+    sockets = sum(1 for fd in os.listdir("/proc/self/fd") if _link(f"/proc/self/fd/{fd}").startswith("socket:"))
+    return {"tls": len(ssl), "tls_closing": closed, "kopf_responses": len(responses),
+            "kopf_responses_open": sum(1 for r in responses if not r.closed), "sockets": sockets}
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # the listing's own descriptor, closed by now
+        return ""
+
+
 def live_heap() -> dict[str, Any]:
     """Allocations still referenced once cyclic garbage is gone, the objects
     the collector tracks by type (what grew, when something did), and kopf's
@@ -93,7 +152,8 @@ def live_heap() -> dict[str, Any]:
     by_type = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
     live, unit = live_allocations()
     return {"live": live, "unit": unit, "objects": len(objects), "types": dict(by_type.most_common(300)),
-            "kopf_memories": kopf_memories(objects)}
+            "kopf_memories": kopf_memories(objects), "connections": connections(objects), "jemalloc": _jemalloc_stats() or {},
+            "jemalloc_bins": jemalloc_bins() if "jemalloc" in _allocator() else []}
 
 
 def _write(directory: Path) -> None:
@@ -101,6 +161,8 @@ def _write(directory: Path) -> None:
     n = len(list(directory.glob("heap-*.json")))
     tmp = directory / f".heap-{n}.json"
     tmp.write_text(json.dumps(live_heap()))
+    if tracemalloc.is_tracing():  # tweaks.py's BENCH_TRACEMALLOC: where the live bytes were allocated
+        tracemalloc.take_snapshot().dump(str(directory / f"heap-{n}.snapshot"))
     tmp.rename(directory / f"heap-{n}.json")
 
 

@@ -153,6 +153,28 @@ def new_kopf_memories(fresh: Mapping[str, object], after: Mapping[str, object]) 
     return Counter(where(ref) for ref in objects(after) - objects(fresh))
 
 
+def heap_growth(fresh: Mapping[str, Any], after: Mapping[str, Any], top: int = 8) -> list[str]:
+    """What a heap (heapprobe.py) grew by between two moments, as lines: each
+    of jemalloc's statistics in MiB (allocated is what lives, active less
+    allocated is fragmentation, resident less active is pages not yet handed
+    back), then the object types the collector tracks that grew most."""
+    lines = []
+    stats_fresh, stats_after = fresh.get("jemalloc") or {}, after.get("jemalloc") or {}
+    if stats_fresh and stats_after:
+        lines.append("jemalloc MiB, fresh -> after: " + ", ".join(
+            f"{name} {stats_fresh[name] / 2**20:.1f} -> {stats_after[name] / 2**20:.1f}"
+            for name in stats_fresh if stats_fresh.get(name) is not None and stats_after.get(name) is not None))
+    conns_fresh, conns_after = fresh.get("connections") or {}, after.get("connections") or {}
+    if conns_fresh and conns_after:
+        lines.append("connections, fresh -> after: " + ", ".join(
+            f"{name} {conns_fresh[name]} -> {conns_after[name]}" for name in conns_fresh if name in conns_after))
+    types_fresh, types_after = fresh.get("types") or {}, after.get("types") or {}
+    grown = Counter({t: n - types_fresh.get(t, 0) for t, n in types_after.items() if n > types_fresh.get(t, 0)})
+    if grown:
+        lines.append("objects grown most, by type: " + ", ".join(f"{t} +{n}" for t, n in grown.most_common(top)))
+    return lines
+
+
 def leaked_namespaces(namespaces: Iterable[str]) -> list[Violation]:
     return [Violation("namespace leaked", ns, "still there after collection") for ns in sorted(namespaces)]
 

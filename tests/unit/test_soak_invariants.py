@@ -13,6 +13,7 @@ from soak_invariants import (
     Create,
     PhaseEvent,
     duplicate_phase_events,
+    heap_growth,
     heap_not_back,
     jobs_created_twice,
     leaked_namespaces,
@@ -101,6 +102,23 @@ def test_kopf_memories_left_are_those_of_objects_not_remembered_when_fresh() -> 
                                            "Pod te-x-1/p", "Pod te-y-2/q", "Namespace /te-x-1"]}}
     assert new_kopf_memories(fresh, after) == {"Event in kube-system": 1, "Pod in te-*": 2, "Namespace in (cluster)": 1}
     assert new_kopf_memories(fresh, {}) == {}
+
+
+def test_heap_growth_says_what_grew_in_jemalloc_and_by_type() -> None:
+    mib = 2**20
+    fresh = {"jemalloc": {"allocated": 80 * mib, "active": 90 * mib, "resident": 100 * mib},
+             "connections": {"tls": 7, "sockets": 11},
+             "types": {"builtins.dict": 1000, "yarl.URL": 5, "builtins.list": 300}}
+    after = {"jemalloc": {"allocated": 84 * mib, "active": 99 * mib, "resident": 120 * mib},
+             "connections": {"tls": 31, "sockets": 40},
+             "types": {"builtins.dict": 1400, "yarl.URL": 105, "builtins.list": 250, "weakref.ReferenceType": 7}}
+    assert heap_growth(fresh, after) == [
+        "jemalloc MiB, fresh -> after: allocated 80.0 -> 84.0, active 90.0 -> 99.0, resident 100.0 -> 120.0",
+        "connections, fresh -> after: tls 7 -> 31, sockets 11 -> 40",
+        "objects grown most, by type: builtins.dict +400, yarl.URL +100, weakref.ReferenceType +7"]
+    # Under pymalloc there are no jemalloc statistics; a dead survivor leaves no heap at all.
+    assert heap_growth({"types": {}}, {"types": {"a.B": 1}}) == ["objects grown most, by type: a.B +1"]
+    assert heap_growth(fresh, {}) == []
 
 
 def test_every_namespace_left_is_a_leak() -> None:
