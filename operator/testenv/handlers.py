@@ -28,6 +28,7 @@ from .observe import Observed, job, slim_event, slim_pod, workload
 from .orphans import environment_namespace
 from .plan import was_collected
 from .reconcile import Memory, StaleView, reconcile
+from .relist import install as forget_what_relisting_misses
 from .results import Owner
 from .resultstore import ResultsStore, StoreError, bodies_for
 from .settings import Settings, get_settings
@@ -48,6 +49,10 @@ WATCHED_OURS = (DEPLOYMENTS, JOBS, NAMESPACES, PODS)
 
 WAKEUPS = Wakeups()
 _state: dict[str, Any] = {}
+
+# Before kopf starts any watch: each watch's listing then also forgets what
+# was deleted while the watch was down (relist.py).
+forget_what_relisting_misses()
 
 
 def _index(kwargs: Mapping[str, Any], of: Callable[..., object]) -> kopf.Index[str, Any]:
@@ -246,9 +251,13 @@ def _wake_waiting(environments: kopf.Index[str, Any]) -> None:
 
 
 @kopf.on.event(*TE)
-async def wake_self(uid: str, status: kopf.Status, **kwargs: Any) -> None:
+async def wake_self(uid: str, status: kopf.Status, type: str | None, **kwargs: Any) -> None:
     SWEEP.indexes_filled()
     IDLE.busy()
+    if type == "DELETED":
+        # Mostly forgotten by the delete handler already; not when another
+        # replica handled the delete (relist.py sends it on resuming).
+        metrics.forget(uid)
     WAKEUPS.wake(uid)
     settings = get_settings()
     if settings.queues():

@@ -3,12 +3,14 @@ the other stands by, and takes over when the first one dies."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
 
 import pytest
 from kubernetes import client
-from operator_support import kubectl
+from operator_support import free_ports, kubectl
+from prometheus_client.parser import text_string_to_metric_families
 from testbed_support import ROOT, wait_for
 
 pytestmark = pytest.mark.component
@@ -82,3 +84,61 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(peered_pair, env
     wait_for(lambda: _acting(standby), timeout=150, what="the standby taking over")
     environments.apply("after-failover", spec)
     assert environments.wait_phase("after-failover", "Succeeded", timeout=90)["summary"]["passed"] == 1
+
+
+def test_a_replica_back_from_a_pause_forgets_what_was_deleted_meanwhile(cluster, operator, environments, core,
+                                                                      tmp_path):
+    """A paused replica's watches stop; on resuming it lists again, and gets no
+    delete for what went in between (kopf 1.45). It must not keep counting,
+    indexing and remembering those (relist.py)."""
+    name = f"testenv-pytest-{uuid.uuid4().hex[:6]}"
+    kubectl(cluster, "apply", "--server-side", "-f", str(ROOT / "charts/testenv-operator/crds/kopf-peerings.yaml"))
+    kubectl(cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
+    kubectl(cluster, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {name}\n")
+    operator.stop()
+    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name}
+    low_ports, high_ports = free_ports(2), free_ports(2)
+    low = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY="100", TESTENV_METRICS_PORT=str(low_ports[0]),
+                                     TESTENV_HEALTH_PORT=str(low_ports[1])),
+                  log_path=tmp_path / "low.log", process=None, metrics_port=low_ports[0], health_port=low_ports[1])
+    high = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY="200", TESTENV_METRICS_PORT="0",
+                                      TESTENV_HEALTH_PORT=str(high_ports[1])),
+                   log_path=tmp_path / "high.log", process=None, health_port=high_ports[1])
+    try:
+        low.start()
+        wait_for(lambda: _acting(low), timeout=60, what="the only replica acting")
+        environments.apply("gap", {"datastores": [{"name": "cache", "engine": "redis"}]})
+        target = environments.wait_phase("gap", "Ready", timeout=90)["namespace"]
+
+        def ready_count() -> float:
+            return sum(s.value for family in text_string_to_metric_families(low.metrics()) for s in family.samples
+                       if s.name == "testenv_environments" and s.labels.get("phase") == "Ready")
+
+        wait_for(lambda: ready_count() >= 1, timeout=30, what="the run counted Ready")
+
+        high.start()
+        wait_for(lambda: "Pausing operations in favour of" in low.logs(), timeout=60, what="the first replica pausing")
+        environments.delete("gap")
+        wait_for(lambda: not environments.exists("gap") and target not in
+                 {ns.metadata.name for ns in core.list_namespace().items}, timeout=120,
+                 what="the run and its namespace gone, collected by the second replica")
+        assert ready_count() >= 1  # paused: the first replica has seen nothing of it
+
+        def events_about_gap() -> list:
+            return core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=gap").items
+
+        before = len(events_about_gap())
+        high.stop()  # a clean stop takes its peering record with it: the first resumes at once
+        wait_for(lambda: _acting(low), timeout=60, what="the first replica resuming")
+        wait_for(lambda: ready_count() == 0, timeout=30, what="the deleted run no longer counted")
+        logs = low.logs()
+        for resource in ("testenvironments", "namespaces", "pods"):
+            assert re.search(rf"{resource}[^:]*: \d+ deleted while the watch was down", logs), logs[-3000:]
+        # Its loop for the run stopped there, with no pass on what is gone.
+        assert len(events_about_gap()) == before, [e.message for e in events_about_gap()]
+        assert "/testenvironments/gap/status HTTP/1.1\" 404" not in logs
+    finally:
+        high.stop()
+        low.stop()
+        kubectl(cluster, "delete", "clusterkopfpeering", name, "--wait=false", check=False)
+        operator.start()

@@ -101,7 +101,7 @@ def test_an_adapter_library_imported_by_a_module_not_named_breaks_its_contract(t
         ("kubernetes only in kube, stubaccess, cli.cluster, reconcile, harvest, resultstore",
          "testenv.cli.fetch -> kubernetes"),
         ("boto3 and botocore only in s3store", "testenv.metrics -> boto3"),
-        ("kopf only at the edge: __main__ and handlers", "testenv.sweep -> kopf"),
+        ("kopf only at the edge: __main__, handlers and relist", "testenv.sweep -> kopf"),
         ("prometheus_client only in metrics", "testenv.resultstore -> prometheus_client"),
     ):
         assert f"{broken} BROKEN" in report and chain in report, _report(result)
