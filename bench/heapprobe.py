@@ -132,8 +132,20 @@ def connections(objects: list[Any]) -> dict[str, Any]:
     closed = sum(1 for o in ssl if o._transport is None or o._transport.is_closing())
     responses = [r for o in objects if type(o).__name__ == "APIContext" for r in getattr(o, "responses", [])]
     sockets = sum(1 for fd in os.listdir("/proc/self/fd") if _link(f"/proc/self/fd/{fd}").startswith("socket:"))
+    # Where each of aiohttp's connections is: idle in a connector's pool,
+    # acquired by a request, or in neither (nothing will reuse or close it).
+    connectors = [o for o in objects if type(o).__name__ in ("TCPConnector", "BaseConnector")]
+    pooled = {id(proto) for c in connectors for conns in c._conns.values() for proto, _ in conns}
+    acquired = {id(proto) for c in connectors for proto in c._acquired}
+    handlers = [o for o in objects if type(o).__name__ == "ResponseHandler"]
+    where = Counter("pooled" if id(h) in pooled else "acquired" if id(h) in acquired else
+                    "neither, closed" if not h.is_connected() else "neither, open" for h in handlers)
+    states = Counter(str(getattr(o, "_state", "?")) for o in ssl)
     return {"tls": len(ssl), "tls_closing": closed, "kopf_responses": len(responses),
-            "kopf_responses_open": sum(1 for r in responses if not r.closed), "sockets": sockets}
+            "kopf_responses_open": sum(1 for r in responses if not r.closed), "sockets": sockets,
+            "connectors": len(connectors), "connectors_closed": sum(1 for c in connectors if c.closed),
+            **{f"aiohttp {k}": v for k, v in sorted(where.items())},
+            **{f"tls {k}": v for k, v in sorted(states.items())}}
 
 
 def _link(path: str) -> str:

@@ -167,7 +167,8 @@ def heap_growth(fresh: Mapping[str, Any], after: Mapping[str, Any], top: int = 8
     conns_fresh, conns_after = fresh.get("connections") or {}, after.get("connections") or {}
     if conns_fresh and conns_after:
         lines.append("connections, fresh -> after: " + ", ".join(
-            f"{name} {conns_fresh[name]} -> {conns_after[name]}" for name in conns_fresh if name in conns_after))
+            f"{name} {conns_fresh.get(name, 0)} -> {conns_after.get(name, 0)}"
+            for name in dict.fromkeys([*conns_fresh, *conns_after])))
     types_fresh, types_after = fresh.get("types") or {}, after.get("types") or {}
     grown = Counter({t: n - types_fresh.get(t, 0) for t, n in types_after.items() if n > types_fresh.get(t, 0)})
     if grown:
