@@ -33,7 +33,7 @@ test: setup testbed  ## every test: unit, contract, component, real servers
 test-unit:
 	$(PYTHON) -m pytest tests/unit
 
-bench: setup testbed  ## benchmarks, not tests (about 100 min; figures in bench/RESULTS.md)
+bench: setup testbed  ## benchmarks, not tests (about 102 min; figures in bench/RESULTS.md)
 	$(PYTHON) bench/api_writes.py --repeats 5
 	$(PYTHON) bench/overhead.py --repeats 7 --warmup 1
 	$(PYTHON) bench/full_run.py --repeats 5
