@@ -102,6 +102,12 @@ from testenv.models import Phase
 DOWN = (ApiException, urllib3.exceptions.HTTPError)
 NAMESPACE = "chaos"
 WARMUP_NAMESPACE = "chaos-warmup"
+# Before a memory sample: past the operator's 10 s of quiet (idle_memory.py)
+# and past aiohttp's keep-alive. kopf's session pools its idle connections
+# for 15 s, closed at a cleanup every 15 s, so one may live 30 s idle, each
+# with a 256 KiB TLS read buffer: after a burst of deletes, 13 to 36 of them
+# (a short soak's probe: pooled, not leaked; bench/RESULTS.md, ninth session).
+SETTLE = 40.0
 PEERING = "testenv-chaos"
 MANAGED = "app.kubernetes.io/managed-by=testenv-operator"
 LIFECYCLE = {"ttlSecondsAfterFinished": 5, "retainOnFailureSeconds": 5, "activeDeadlineSeconds": 420}
@@ -475,7 +481,7 @@ def main() -> None:
         fresh_heap = op.live_heap()
         log("warming up: one environment of each shape, then deleted")
         warmup_odd = soak.warm_up()
-        stop.wait(20)  # past the operator's 10 s of quiet, as after the soak
+        stop.wait(SETTLE)
         baseline = op.sample().rss_kib
         warm_heap = op.live_heap()
         baseline_heap = warm_heap["live"]
@@ -597,7 +603,7 @@ def main() -> None:
             stop.wait(1)
         leaked = env_namespaces()
         deleted_in = soak.envs.delete_all(timeout=300)
-        stop.wait(20)  # let the last writes and watches settle before the memory sample
+        stop.wait(SETTLE)
         after = survivor.sample().rss_kib if survivor.alive() else 0
         left_heap = survivor.live_heap() if survivor.alive() else {}
         after_heap = left_heap.get("live", 0)
