@@ -55,23 +55,19 @@ def kopf_memories(objects: list[Any]) -> dict[str, Any]:
     return {"count": len(refs), "objects": sorted(f"{kind} {ns}/{name}" for kind, ns, name in refs)}
 
 
-def _jemalloc_stats() -> dict[str, int | None] | None:
-    """jemalloc's statistics in bytes (JEMALLOC_STATS), or None without jemalloc.
-    Blocks freed into a thread's cache still count as allocated there, and
-    an idle executor thread keeps its cache: _jemalloc_allocated takes them off."""
+def _mallctl() -> Any:
+    """jemalloc's mallctl, or None where the objects do not come from jemalloc."""
     try:
-        mallctl = ctypes.CDLL(None).mallctl
+        return ctypes.CDLL(None).mallctl
     except AttributeError:
         return None
 
-    def read(name: bytes) -> int | None:
-        value, size = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
-        failed = mallctl(name, ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
-        return None if failed else int(value.value)
 
-    epoch = ctypes.c_uint64(1)  # its statistics are a snapshot, refreshed by writing the epoch
-    mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch)))
-    return {name: read(f"stats.{name}".encode()) for name in JEMALLOC_STATS}
+def _read(mallctl: Any, name: str, kind: type = ctypes.c_size_t) -> int | None:
+    value = kind(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    failed = mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0))
+    return None if failed else int(value.value)
 
 
 # allocated <= active (whole pages of slabs with a region in use: the gap is
@@ -80,18 +76,23 @@ JEMALLOC_STATS = ("allocated", "active", "metadata", "resident", "mapped", "reta
                   "arenas.4096.tcache_bytes")  # 4096: MALLCTL_ARENAS_ALL, every arena merged
 
 
-def jemalloc_bins() -> list[dict[str, int]]:
-    """Per small size class: the region size, the bytes its slabs hold and the
-    bytes in use in them. A slab is freed only once its last region is, so
-    slab_bytes - used_bytes is what the survivors of a burst pin."""
-    mallctl = ctypes.CDLL(None).mallctl
+def _jemalloc_stats(mallctl: Any) -> dict[str, int | None]:
+    """jemalloc's statistics in bytes (JEMALLOC_STATS), refreshed first."""
+    epoch = ctypes.c_uint64(1)  # its statistics are a snapshot, refreshed by writing the epoch
+    mallctl(b"epoch", None, None, ctypes.byref(epoch), ctypes.c_size_t(ctypes.sizeof(epoch)))
+    return {name: _read(mallctl, f"stats.{name}") for name in JEMALLOC_STATS}
 
+
+def jemalloc_bins(mallctl: Any) -> list[dict[str, int]]:
+    """Per small size class: the region size, the bytes its slabs hold and the
+    bytes in use in them (statistics as last refreshed). A slab is freed only
+    once its last region is, so slab_bytes - used_bytes is what the survivors
+    of a burst pin."""
     def read(name: str, kind: type = ctypes.c_size_t) -> int:
-        value = kind(0)
-        size = ctypes.c_size_t(ctypes.sizeof(value))
-        if mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)):
+        value = _read(mallctl, name, kind)
+        if value is None:
             raise OSError(f"mallctl {name}")
-        return int(value.value)
+        return value
 
     bins = []
     for j in range(read("arenas.nbins", ctypes.c_uint)):
@@ -101,24 +102,16 @@ def jemalloc_bins() -> list[dict[str, int]]:
     return bins
 
 
-def _jemalloc_allocated() -> int | None:
-    stats = _jemalloc_stats()
-    if stats is None or stats["allocated"] is None:
-        return None
-    return stats["allocated"] - (stats["arenas.4096.tcache_bytes"] or 0)
-
-
-def _allocator() -> str:
-    return "jemalloc" if _jemalloc_stats() is not None else "pymalloc"
-
-
-def live_allocations() -> tuple[int, str]:
-    """(count, unit): pymalloc's live blocks, or jemalloc's bytes when pymalloc has none."""
+def live_allocations(stats: dict[str, int | None] | None) -> tuple[int, str]:
+    """(count, unit): pymalloc's live blocks, or, when pymalloc has none,
+    jemalloc's bytes allocated less those freed into a thread's cache (an
+    idle executor thread keeps its cache)."""
     blocks = sys.getallocatedblocks()
     if blocks:
         return blocks, "blocks"
-    allocated = _jemalloc_allocated()
-    return (allocated, "bytes") if allocated is not None else (0, "blocks")
+    if stats is None or stats["allocated"] is None:
+        return 0, "blocks"
+    return stats["allocated"] - (stats["arenas.4096.tcache_bytes"] or 0), "bytes"
 
 
 def connections(objects: list[Any]) -> dict[str, Any]:
@@ -162,10 +155,12 @@ def live_heap() -> dict[str, Any]:
     gc.collect()
     objects = gc.get_objects()
     by_type = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
-    live, unit = live_allocations()
+    mallctl = _mallctl()
+    stats = _jemalloc_stats(mallctl) if mallctl else None
+    live, unit = live_allocations(stats)
     return {"live": live, "unit": unit, "objects": len(objects), "types": dict(by_type.most_common(300)),
-            "kopf_memories": kopf_memories(objects), "connections": connections(objects), "jemalloc": _jemalloc_stats() or {},
-            "jemalloc_bins": jemalloc_bins() if "jemalloc" in _allocator() else []}
+            "kopf_memories": kopf_memories(objects), "connections": connections(objects), "jemalloc": stats or {},
+            "jemalloc_bins": jemalloc_bins(mallctl) if mallctl else []}
 
 
 def _write(directory: Path) -> None:
