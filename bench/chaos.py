@@ -330,12 +330,21 @@ class Soak:
             envs.wait_phases(names, set(FINISHED), timeout)
         odd = [n for n, end in names.items() if end != GONE and end not in envs.phase_times.get(n, {})]
         envs.delete_all(timeout)
-        core = client.CoreV1Api(self.sess.api)
-        deadline = time.monotonic() + timeout
-        while core.list_namespace(label_selector=MANAGED).items and time.monotonic() < deadline:
-            time.sleep(1)
+        self.namespaces_left(timeout)
         envs.stop()
         return odd
+
+    def namespaces_left(self, timeout: float) -> list[str]:
+        """The environment namespaces still there once collection has had `timeout` seconds."""
+        core = client.CoreV1Api(self.sess.api)
+
+        def left() -> list[str]:
+            return [ns.metadata.name for ns in core.list_namespace(label_selector=MANAGED).items]
+
+        deadline = time.monotonic() + timeout
+        while left() and time.monotonic() < deadline:
+            time.sleep(1)
+        return left()
 
     # -- operators ----------------------------------------------------------------------
 
@@ -593,15 +602,7 @@ def main() -> None:
         end_by = time.monotonic() + 600
         while soak.live() and time.monotonic() < end_by:
             soak.idle(1, 0)
-        core = client.CoreV1Api(sess.api)
-
-        def env_namespaces() -> list[str]:
-            return [ns.metadata.name for ns in core.list_namespace(label_selector=MANAGED).items]
-
-        collect_by = time.monotonic() + 180
-        while env_namespaces() and time.monotonic() < collect_by:
-            stop.wait(1)
-        leaked = env_namespaces()
+        leaked = soak.namespaces_left(180)
         deleted_in = soak.envs.delete_all(timeout=300)
         stop.wait(SETTLE)
         after = survivor.sample().rss_kib if survivor.alive() else 0
