@@ -3,6 +3,7 @@ the other stands by, and takes over when the first one dies."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import replace
@@ -16,32 +17,45 @@ from testbed_support import ROOT, wait_for
 pytestmark = pytest.mark.component
 
 
-@pytest.fixture
-def peered_pair(cluster, operator, tmp_path):
-    """Stop the standalone test operator; run two peered replicas instead."""
+@contextlib.contextmanager
+def _peering(cluster, operator):
+    """The standalone test operator stopped for a peering object of the test's
+    own; yields the replicas' environment. Restores the operator after."""
     name = f"testenv-pytest-{uuid.uuid4().hex[:6]}"
     kubectl(cluster, "apply", "--server-side", "-f", str(ROOT / "charts/testenv-operator/crds/kopf-peerings.yaml"))
     kubectl(cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     kubectl(cluster, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {name}\n")
     operator.stop()
-    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name, "TESTENV_METRICS_PORT": "0"}
-    replicas = []
-    # Distinct priorities, as the chart's "auto" gives; the later replica is
-    # the higher one, so the first must step back when it appears.
-    for i, priority in enumerate(("100", "200")):
-        replica = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY=priority),
-                          log_path=tmp_path / f"replica-{i}.log", process=None)
-        replica.env["TESTENV_HEALTH_PORT"] = str(int(operator.env["TESTENV_HEALTH_PORT"]) + 100 + i)
-        replica.health_port = int(replica.env["TESTENV_HEALTH_PORT"])
-        replica.start()
-        replicas.append(replica)
     try:
-        yield replicas
+        yield operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name, "TESTENV_METRICS_PORT": "0"}
     finally:
-        for replica in replicas:
-            replica.stop()
         kubectl(cluster, "delete", "clusterkopfpeering", name, "--wait=false", check=False)
         operator.start()
+
+
+def _replica(operator, env, log_path, priority: str, health_port: int, metrics_port: int = 0):
+    return replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY=priority, TESTENV_HEALTH_PORT=str(health_port),
+                                      TESTENV_METRICS_PORT=str(metrics_port)),
+                   log_path=log_path, process=None, health_port=health_port, metrics_port=metrics_port)
+
+
+@pytest.fixture
+def peered_pair(cluster, operator, tmp_path):
+    """Stop the standalone test operator; run two peered replicas instead."""
+    with _peering(cluster, operator) as env:
+        replicas = []
+        try:
+            # Distinct priorities, as the chart's "auto" gives; the later replica is
+            # the higher one, so the first must step back when it appears.
+            for i, priority in enumerate(("100", "200")):
+                replica = _replica(operator, env, tmp_path / f"replica-{i}.log", priority,
+                                   int(operator.env["TESTENV_HEALTH_PORT"]) + 100 + i)
+                replica.start()
+                replicas.append(replica)
+            yield replicas
+        finally:
+            for replica in replicas:
+                replica.stop()
 
 
 def _acting(replica) -> bool:
@@ -91,54 +105,43 @@ def test_a_replica_back_from_a_pause_forgets_what_was_deleted_meanwhile(cluster,
     """A paused replica's watches stop; on resuming it lists again, and gets no
     delete for what went in between (kopf 1.45). It must not keep counting,
     indexing and remembering those (relist.py)."""
-    name = f"testenv-pytest-{uuid.uuid4().hex[:6]}"
-    kubectl(cluster, "apply", "--server-side", "-f", str(ROOT / "charts/testenv-operator/crds/kopf-peerings.yaml"))
-    kubectl(cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
-    kubectl(cluster, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: {name}\n")
-    operator.stop()
-    env = operator.env | {"TESTENV_STANDALONE": "false", "TESTENV_PEERING": name}
     low_ports, high_ports = free_ports(2), free_ports(2)
-    low = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY="100", TESTENV_METRICS_PORT=str(low_ports[0]),
-                                     TESTENV_HEALTH_PORT=str(low_ports[1])),
-                  log_path=tmp_path / "low.log", process=None, metrics_port=low_ports[0], health_port=low_ports[1])
-    high = replace(operator, env=dict(env, TESTENV_PEERING_PRIORITY="200", TESTENV_METRICS_PORT="0",
-                                      TESTENV_HEALTH_PORT=str(high_ports[1])),
-                   log_path=tmp_path / "high.log", process=None, health_port=high_ports[1])
-    try:
-        low.start()
-        wait_for(lambda: _acting(low), timeout=60, what="the only replica acting")
-        environments.apply("gap", {"datastores": [{"name": "cache", "engine": "redis"}]})
-        target = environments.wait_phase("gap", "Ready", timeout=90)["namespace"]
+    with _peering(cluster, operator) as env:
+        low = _replica(operator, env, tmp_path / "low.log", "100", low_ports[1], metrics_port=low_ports[0])
+        high = _replica(operator, env, tmp_path / "high.log", "200", high_ports[1])
+        try:
+            low.start()
+            wait_for(lambda: _acting(low), timeout=60, what="the only replica acting")
+            environments.apply("gap", {"datastores": [{"name": "cache", "engine": "redis"}]})
+            target = environments.wait_phase("gap", "Ready", timeout=90)["namespace"]
 
-        def ready_count() -> float:
-            return sum(s.value for family in text_string_to_metric_families(low.metrics()) for s in family.samples
-                       if s.name == "testenv_environments" and s.labels.get("phase") == "Ready")
+            def ready_count() -> float:
+                return sum(s.value for family in text_string_to_metric_families(low.metrics()) for s in family.samples
+                           if s.name == "testenv_environments" and s.labels.get("phase") == "Ready")
 
-        wait_for(lambda: ready_count() >= 1, timeout=30, what="the run counted Ready")
+            wait_for(lambda: ready_count() >= 1, timeout=30, what="the run counted Ready")
 
-        high.start()
-        wait_for(lambda: "Pausing operations in favour of" in low.logs(), timeout=60, what="the first replica pausing")
-        environments.delete("gap")
-        wait_for(lambda: not environments.exists("gap") and target not in
-                 {ns.metadata.name for ns in core.list_namespace().items}, timeout=120,
-                 what="the run and its namespace gone, collected by the second replica")
-        assert ready_count() >= 1  # paused: the first replica has seen nothing of it
+            high.start()
+            wait_for(lambda: "Pausing operations in favour of" in low.logs(), timeout=60, what="the first replica pausing")
+            environments.delete("gap")
+            wait_for(lambda: not environments.exists("gap") and target not in
+                     {ns.metadata.name for ns in core.list_namespace().items}, timeout=120,
+                     what="the run and its namespace gone, collected by the second replica")
+            assert ready_count() >= 1  # paused: the first replica has seen nothing of it
 
-        def events_about_gap() -> list:
-            return core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=gap").items
+            def events_about_gap() -> list:
+                return core.list_namespaced_event(environments.namespace, field_selector="involvedObject.name=gap").items
 
-        before = len(events_about_gap())
-        high.stop()  # a clean stop takes its peering record with it: the first resumes at once
-        wait_for(lambda: _acting(low), timeout=60, what="the first replica resuming")
-        wait_for(lambda: ready_count() == 0, timeout=30, what="the deleted run no longer counted")
-        logs = low.logs()
-        for resource in ("testenvironments", "namespaces", "pods"):
-            assert re.search(rf"{resource}[^:]*: \d+ deleted while the watch was down", logs), logs[-3000:]
-        # Its loop for the run stopped there, with no pass on what is gone.
-        assert len(events_about_gap()) == before, [e.message for e in events_about_gap()]
-        assert "/testenvironments/gap/status HTTP/1.1\" 404" not in logs
-    finally:
-        high.stop()
-        low.stop()
-        kubectl(cluster, "delete", "clusterkopfpeering", name, "--wait=false", check=False)
-        operator.start()
+            before = len(events_about_gap())
+            high.stop()  # a clean stop takes its peering record with it: the first resumes at once
+            wait_for(lambda: _acting(low), timeout=60, what="the first replica resuming")
+            wait_for(lambda: ready_count() == 0, timeout=30, what="the deleted run no longer counted")
+            logs = low.logs()
+            for resource in ("testenvironments", "namespaces", "pods"):
+                assert re.search(rf"{resource}[^:]*: \d+ deleted while the watch was down", logs), logs[-3000:]
+            # Its loop for the run stopped there, with no pass on what is gone.
+            assert len(events_about_gap()) == before, [e.message for e in events_about_gap()]
+            assert "/testenvironments/gap/status HTTP/1.1\" 404" not in logs
+        finally:
+            high.stop()
+            low.stop()
